@@ -1,0 +1,38 @@
+# The Streamlit app with its model store. Build: docker build -t digit-app .
+# Run: docker run -p 8501:8501 -v digit-app-data:/app/data digit-app
+FROM python:3.11.13-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    DIGIT_APP_DATA_DIR=/app/data \
+    DIGIT_APP_CACHE_DIR=/app/.cache/digit-app
+
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app
+
+WORKDIR /app
+
+# Dependencies first, so code changes do not invalidate this (large) layer.
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY .streamlit/ ./.streamlit/
+COPY app.py ./
+COPY digit_app/ ./digit_app/
+COPY training/ ./training/
+# The model store is writable by the app user (new versions are exported into it).
+COPY --chown=app:app model_store/ ./model_store/
+
+RUN mkdir -p /app/data /app/.cache && chown -R app:app /app/data /app/.cache
+VOLUME ["/app/data"]
+
+USER app
+
+EXPOSE 8501
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://localhost:8501/_stcore/health', timeout=4).status == 200 else 1)"]
+
+CMD ["streamlit", "run", "app.py", "--server.address=0.0.0.0", "--server.port=8501", "--server.headless=true"]

@@ -1,0 +1,73 @@
+"""Every path and setting in one place.
+
+Paths are built from the package location, never from the working directory, and each can
+be overridden by an environment variable so that tests, Docker and CI can point the app at
+other folders without touching code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_path(name: str, default: Path) -> Path:
+    """Read a path from the environment, falling back to a project-relative default."""
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def _default_cache_dir() -> Path:
+    """The per-user cache (XDG on Linux), where downloaded MNIST files are kept."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base) if base else Path.home() / ".cache") / "digit-app"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; build a fresh one with `get_settings()` after changing the env."""
+
+    # Folder TensorFlow Serving reads: <model_store>/<model_name>/<version>/saved_model.pb
+    model_store: Path = field(
+        default_factory=lambda: _env_path("DIGIT_APP_MODEL_STORE", PROJECT_ROOT / "model_store")
+    )
+    # Name of the served model (the sub-folder of the model store).
+    model_name: str = field(default_factory=lambda: os.environ.get("DIGIT_APP_MODEL_NAME", "mnist_cnn"))
+    # Explicit MNIST folder (tests and CI point this at ../shared/mnist); None = cache/download.
+    mnist_dir: Path | None = field(
+        default_factory=lambda: (
+            _env_path("MNIST_DIR", Path()) if os.environ.get("MNIST_DIR", "").strip() else None
+        )
+    )
+    # Where downloaded data sets are cached.
+    cache_dir: Path = field(default_factory=lambda: _env_path("DIGIT_APP_CACHE_DIR", _default_cache_dir()))
+    # Runtime state (database, job logs); git-ignored and a Docker volume.
+    data_dir: Path = field(default_factory=lambda: _env_path("DIGIT_APP_DATA_DIR", PROJECT_ROOT / "data"))
+    # Predictions below this confidence are shown as "unsure" (?).
+    unsure_threshold: float = field(default_factory=lambda: _env_float("DIGIT_APP_UNSURE_THRESHOLD", 0.5))
+    # Largest upload accepted, in bytes, and largest decoded image, in pixels.
+    max_upload_bytes: int = field(default_factory=lambda: _env_int("DIGIT_APP_MAX_UPLOAD_BYTES", 20 * 2**20))
+    max_image_pixels: int = field(default_factory=lambda: _env_int("DIGIT_APP_MAX_IMAGE_PIXELS", 40_000_000))
+
+    @property
+    def model_dir(self) -> Path:
+        """The folder holding the numbered versions of the served model."""
+        return self.model_store / self.model_name
+
+
+def get_settings() -> Settings:
+    """Settings as the environment says now (cheap; call it where needed, do not cache)."""
+    return Settings()

@@ -1,0 +1,91 @@
+"""One Predictor: load a model version from the store once, predict batches through its signature.
+
+Used by the pages, the CLI, evaluation and tests alike. It calls the SavedModel's
+`serving_default` signature (the same contract TensorFlow Serving exposes), never
+per-image `model.predict`, and is safe to share between Streamlit sessions (threads).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from digit_app.model_store import latest_version, read_card, version_dir
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+_MAX_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One digit's result: the label, its probability, all ten, and whether to trust it."""
+
+    label: int
+    confidence: float
+    probabilities: tuple[float, ...]
+    unsure: bool
+
+    @property
+    def shown(self) -> str:
+        """What the UI shows: the digit, or "?" when the model is unsure."""
+        return "?" if self.unsure else str(self.label)
+
+
+@dataclass
+class Predictor:
+    """A loaded model version; cheap to share, load it once per process."""
+
+    model_dir: Path
+    version: int
+    unsure_threshold: float = 0.5
+    card: dict = field(default_factory=dict)
+    _fn: object = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def load(cls, model_dir: Path, version: int | None = None, unsure_threshold: float = 0.5) -> Predictor:
+        """Load a version (the served one by default) and run one warm-up batch."""
+        import tensorflow as tf
+
+        version = latest_version(model_dir) if version is None else version
+        path = version_dir(model_dir, version)
+        loaded = tf.saved_model.load(str(path))
+        fn = loaded.signatures["serving_default"]
+        predictor = cls(Path(model_dir), version, unsure_threshold, read_card(model_dir, version), fn)
+        predictor._loaded = loaded  # keep the variables alive with the function
+        predictor.predict_probabilities(np.zeros((1, 28, 28, 1), np.float32))
+        return predictor
+
+    def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
+        """(N,28,28[,1]) float in 0..1, white ink on black -> (N,10) probabilities."""
+        import tensorflow as tf
+
+        x = np.asarray(images, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[..., None]
+        if x.ndim != 4 or x.shape[1:] != (28, 28, 1):
+            raise ValueError(f"expected images of shape (N, 28, 28, 1), got {x.shape}")
+        if len(x) == 0:
+            return np.zeros((0, 10), np.float32)
+        out = []
+        for start in range(0, len(x), _MAX_BATCH):
+            batch = tf.constant(x[start : start + _MAX_BATCH])
+            out.append(self._fn(**{INPUT_NAME: batch})[OUTPUT_NAME].numpy())
+        return np.concatenate(out)
+
+    def predict(self, images: np.ndarray) -> list[Prediction]:
+        """Batch prediction with labels, confidences and the unsure flag."""
+        probs = self.predict_probabilities(images)
+        return [self._prediction(p) for p in probs]
+
+    def _prediction(self, p: np.ndarray) -> Prediction:
+        label = int(p.argmax())
+        conf = float(p[label])
+        return Prediction(label, conf, tuple(float(v) for v in p), conf < self.unsure_threshold)

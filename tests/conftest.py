@@ -1,0 +1,41 @@
+"""Shared fixtures. The real MNIST files come from MNIST_DIR or the repo's sibling shared/mnist."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# The repo is cloned next to shared/ (<somewhere>/main and <somewhere>/shared).
+_DEFAULT_MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "mnist"
+_MNIST_NAMES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The folder holding the four official MNIST files (gzipped or raw).
+
+    Taken from MNIST_DIR, else ../shared/mnist next to the repo. Missing: the test is skipped
+    on a developer machine, but fails under CI=true, where the data must be there.
+    """
+    value = os.environ.get("MNIST_DIR", "").strip()
+    folder = (Path(value).expanduser() if value else _DEFAULT_MNIST_DIR).resolve()
+    missing = [n for n in _MNIST_NAMES if not ((folder / f"{n}.gz").is_file() or (folder / n).is_file())]
+    if missing:
+        message = f"MNIST files not found in {folder} (missing: {', '.join(missing)}); set MNIST_DIR"
+        if _in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder

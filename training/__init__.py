@@ -1,0 +1,1 @@
+"""Offline training: MNIST loading, the CNN, augmentation, evaluation and export."""

@@ -1,0 +1,96 @@
+"""The one training configuration; every field is also a command-line flag."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from digit_app.config import get_settings
+
+
+def _opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
+    """A dataclass field whose help text becomes the --flag's help."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters and paths of one training run (written into the model card)."""
+
+    # --- run ---
+    epochs: int = _opt(15, "Passes over the training split.")
+    batch_size: int = _opt(128, "Images per gradient step.")
+    seed: int = _opt(42, "Seed for the split, weights, shuffling and augmentation.")
+    limit: int | None = _opt(None, "Train on only this many images (smoke runs); also caps validation/test.")
+    val_fraction: float = _opt(
+        0.1, "Share of the 60k training images held out (stratified) for model selection."
+    )
+    data_dir: Path | None = _opt(
+        None, "Folder with the MNIST IDX files (default: $MNIST_DIR, cache, download)."
+    )
+    out: Path | None = _opt(None, "Model folder to publish into (default: <model_store>/<model_name>).")
+    # --- model ---
+    width: int = _opt(32, "Filters of the first convolution block (doubled in each later block).")
+    dense_units: int = _opt(128, "Units of the hidden dense layer.")
+    dropout: float = _opt(0.4, "Dropout before the classifier.")
+    # --- optimisation ---
+    learning_rate: float = _opt(3e-3, "Peak learning rate of the one-cycle schedule (AdamW).")
+    weight_decay: float = _opt(1e-4, "Decoupled weight decay of AdamW.")
+    warmup_fraction: float = _opt(0.15, "Share of the steps spent warming the learning rate up.")
+    label_smoothing: float = _opt(0.05, "Label smoothing of the cross-entropy.")
+    # --- augmentation (applied on the fly to every training batch) ---
+    rotation_deg: float = _opt(12.0, "Largest random rotation, degrees (small: a 6 must stay a 6).")
+    shift_px: float = _opt(2.5, "Largest random shift, pixels.")
+    zoom: float = _opt(0.12, "Largest random relative scale change.")
+    shear: float = _opt(0.15, "Largest random shear (slanted handwriting).")
+    elastic_alpha: float = _opt(1.2, "Strength in pixels of the smooth elastic distortion (0 = off).")
+    stroke_prob: float = _opt(
+        0.3, "Share of images made thinner or bolder (canvas pens, scanner thresholds)."
+    )
+    blur_noise_prob: float = _opt(0.15, "Share of images blurred and given sensor noise (scans, photos).")
+    variant_prob: float = _opt(
+        0.3, "Share of 1s and 7s drawn European style (flag on the 1, bar through the 7)."
+    )
+    # --- distribution ---
+    distributed: bool = _opt(False, "Train with tf.distribute.MultiWorkerMirroredStrategy (reads TF_CONFIG).")
+
+    def resolved_out(self) -> Path:
+        """The model folder to publish into."""
+        return Path(self.out) if self.out else get_settings().model_dir
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if text.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
+    """One --flag per dataclass field, with its help text and default."""
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        hint = hints[f.name]
+        kind = {int: int, float: float, str: str, Path: Path}.get(hint)
+        if kind is None:  # Optional[...]
+            args = [a for a in getattr(hint, "__args__", ()) if a is not type(None)]
+            kind = args[0] if args else str
+        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+        if kind is bool:
+            parser.add_argument(
+                flag, dest=f.name, nargs="?", const=True, default=f.default, type=_parse_bool, help=help_text
+            )
+        else:
+            parser.add_argument(flag, dest=f.name, type=kind, default=f.default, help=help_text)
+
+
+def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})

@@ -1,0 +1,41 @@
+"""Write a trained Keras model as a TensorFlow Serving-ready SavedModel version."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from digit_app.model_store import CARD_NAME, EXTRA_DIR
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+KERAS_FILE = "model.keras"
+
+
+def write_savedmodel(model: keras.Model, path: Path) -> None:
+    """SavedModel whose `serving_default` maps image [None,28,28,1] f32 -> probabilities [None,10] f32."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {OUTPUT_NAME: tf.cast(model(image, training=False), tf.float32)}
+
+    archive.add_endpoint(
+        name="serving_default",
+        fn=serve,
+        input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name=INPUT_NAME)],
+    )
+    archive.write_out(str(path), verbose=False)
+
+
+def write_extras(model: keras.Model, path: Path, card: dict[str, Any]) -> Path:
+    """The model card and the .keras file (what retraining fine-tunes) in assets.extra/."""
+    extra = path / EXTRA_DIR
+    extra.mkdir(parents=True, exist_ok=True)
+    model.save(extra / KERAS_FILE)
+    (extra / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
+    return extra
