@@ -1,7 +1,16 @@
-"""Streamlit entry point (placeholder until the recognition pages land)."""
+"""Streamlit entry point: `streamlit run app.py` (or `make run`)."""
+
+from pathlib import Path
 
 import streamlit as st
 
-st.set_page_config(page_title="Digit recognizer", page_icon="✍️")
-st.title("Handwritten digit recognizer")
-st.write("The drawing and upload pages arrive with the recognition pipeline.")
+PAGES = Path(__file__).resolve().parent / "digit_app" / "pages"
+
+st.set_page_config(page_title="Digit recognizer", page_icon="✍️", layout="wide")
+navigation = st.navigation(
+    [
+        st.Page(PAGES / "draw.py", title="Draw", icon="✏️", default=True),
+        st.Page(PAGES / "upload.py", title="Upload", icon="📄"),
+    ]
+)
+navigation.run()

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digit_app.model_store import latest_version, read_card, version_dir
+from digit_app.config import get_settings
+from digit_app.model_store import ModelStoreError, latest_version, list_versions, read_card, version_dir
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -47,7 +48,7 @@ class Predictor:
     unsure_threshold: float = 0.5
     card: dict = field(default_factory=dict)
     _fn: object = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _loaded: object = field(default=None, repr=False)
 
     @classmethod
     def load(cls, model_dir: Path, version: int | None = None, unsure_threshold: float = 0.5) -> Predictor:
@@ -58,8 +59,8 @@ class Predictor:
         path = version_dir(model_dir, version)
         loaded = tf.saved_model.load(str(path))
         fn = loaded.signatures["serving_default"]
-        predictor = cls(Path(model_dir), version, unsure_threshold, read_card(model_dir, version), fn)
-        predictor._loaded = loaded  # keep the variables alive with the function
+        # `loaded` is kept alive with the function: it owns the variables the function reads.
+        predictor = cls(Path(model_dir), version, unsure_threshold, read_card(model_dir, version), fn, loaded)
         predictor.predict_probabilities(np.zeros((1, 28, 28, 1), np.float32))
         return predictor
 
@@ -89,3 +90,42 @@ class Predictor:
         label = int(p.argmax())
         conf = float(p[label])
         return Prediction(label, conf, tuple(float(v) for v in p), conf < self.unsure_threshold)
+
+
+_served_lock = threading.Lock()
+_served: dict[Path, Predictor] = {}
+_broken: set[tuple[Path, int]] = set()  # versions that failed to load are not retried on every call
+
+
+def served_predictor(model_dir: Path | None = None) -> Predictor:
+    """The predictor of the served (highest) version, shared by all sessions of this process.
+
+    Checks the store on every call (a directory listing) and loads a newer version when one
+    is published, so the app switches versions without a restart. If the newest version
+    cannot be loaded (half-copied, corrupt), the last version that loads is served instead.
+    """
+    settings = get_settings()
+    model_dir = Path(model_dir or settings.model_dir)
+    versions = [v for v in list_versions(model_dir) if (model_dir, v) not in _broken]
+    if not versions:
+        raise ModelStoreError(f"no model version in {model_dir}; train one with `python -m training.train`")
+    current = _served.get(model_dir)
+    if current is not None and current.version == versions[-1]:
+        return current
+    with _served_lock:
+        current = _served.get(model_dir)
+        if current is not None and current.version == versions[-1]:
+            return current
+        errors = []
+        for version in reversed(versions):
+            if current is not None and version == current.version:
+                return current
+            try:
+                predictor = Predictor.load(model_dir, version, settings.unsure_threshold)
+            except Exception as exc:  # noqa: BLE001 - any broken version falls back to an older one
+                errors.append(f"version {version}: {exc}")
+                _broken.add((model_dir, version))
+                continue
+            _served[model_dir] = predictor
+            return predictor
+        raise ModelStoreError("no loadable model version: " + "; ".join(errors))

@@ -79,7 +79,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfi
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
-        kind = {int: int, float: float, str: str, Path: Path}.get(hint)
+        kind = {bool: bool, int: int, float: float, str: str, Path: Path}.get(hint)
         if kind is None:  # Optional[...]
             args = [a for a in getattr(hint, "__args__", ()) if a is not type(None)]
             kind = args[0] if args else str

@@ -1,0 +1,1 @@
+"""Benchmarks: accuracy and speed figures written into BENCHMARKS.md with the machine and date."""

@@ -1,0 +1,321 @@
+"""Accuracy of the whole pipeline (decode -> preprocess -> model) on real handwriting.
+
+    python -m benchmarks.handwriting [--dataset pendigits scans ...] [--limit N] [--model-dir DIR]
+
+Data: $HANDWRITING_DIR (default <repo>/../shared/handwriting) and MNIST from $MNIST_DIR
+(default <repo>/../shared/mnist). Never copied into the repo, never trained on. A digit the
+model is unsure about counts as wrong, as does an image in which no digit was found.
+
+  pendigits  pen trajectories replayed onto a 280x280 canvas (18 px brush, white on black)
+  scans      scanned cells, one digit each, uploaded as PNG files
+  cheques    courtesy amounts: whole string exact, per digit (edit distance), and per digit
+             with the true boxes (recognition alone, without segmentation)
+  semeion    16x16 binary bitmaps, optdigits 32x32 binary bitmaps
+  mnist      the MNIST test set uploaded as 28x28 images, next to the raw model's accuracy
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from digit_app.config import PROJECT_ROOT, get_settings
+from digit_app.imageio import ImageError, decode_image
+from digit_app.preprocess import preprocess_multi, preprocess_single
+
+DATASETS = ("pendigits", "scans", "cheques", "semeion", "optdigits", "mnist")
+CANVAS = 280
+BRUSH = 18
+MARGIN = 20
+
+
+def handwriting_dir() -> Path:
+    value = os.environ.get("HANDWRITING_DIR", "").strip()
+    return Path(value).expanduser() if value else PROJECT_ROOT.parent / "shared" / "handwriting"
+
+
+def mnist_dir() -> Path:
+    value = os.environ.get("MNIST_DIR", "").strip()
+    return Path(value).expanduser() if value else PROJECT_ROOT.parent / "shared" / "mnist"
+
+
+@dataclass
+class Score:
+    name: str
+    n: int = 0
+    correct: int = 0
+    unsure: int = 0
+    missing: int = 0  # no digit found (or the wrong number of digits)
+    seconds: float = 0.0
+    extra: dict[str, str] = field(default_factory=dict)
+    wrong: list[tuple[np.ndarray, int, int, str]] = field(default_factory=list)  # image, truth, got, id
+
+    @property
+    def accuracy(self) -> float:
+        return 100.0 * self.correct / self.n if self.n else 0.0
+
+
+# --- data sets: each yields (id, input image, label) ------------------------------------------
+
+
+def render_strokes(strokes: list, box: tuple[int, int] = (500, 500), y_up: bool = True) -> np.ndarray:
+    """Replay pen strokes onto a canvas the way the drawing page records them."""
+    canvas = np.zeros((CANVAS, CANVAS), np.uint8)
+    s = (CANVAS - 2 * MARGIN) / max(box)
+    for stroke in strokes:
+        pts = np.array(stroke, np.float64)
+        if y_up:
+            pts[:, 1] = box[1] - pts[:, 1]
+        pts = np.round((pts * s + MARGIN) * 16).astype(np.int32)  # 4 fractional bits
+        if len(pts) == 1:
+            cv2.circle(canvas, tuple(pts[0]), BRUSH // 2 * 16, 255, -1, cv2.LINE_AA, shift=4)
+        else:
+            cv2.polylines(canvas, [pts], False, 255, BRUSH, cv2.LINE_AA, shift=4)
+    return canvas
+
+
+def pendigits(root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
+    data = json.loads((root / "pendigits" / "pendigits-train.json").read_text())
+    box = tuple(data.get("box", (500, 500)))
+    for i, s in enumerate(data["samples"]):
+        yield f"pen{i}", render_strokes(s["strokes"], box, data.get("y_up", True)), int(s["label"])
+
+
+def scans(root: Path) -> Iterator[tuple[str, bytes, int]]:
+    for path in sorted((root / "scans").glob("*/*/*.png")):
+        yield str(path.relative_to(root)), path.read_bytes(), int(path.parent.name)
+
+
+def semeion(root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
+    for i, line in enumerate((root / "semeion" / "semeion.data").read_text().split("\n")):
+        values = line.split()
+        if len(values) < 266:
+            continue
+        pixels = np.array([float(v) for v in values[:256]]).reshape(16, 16)
+        label = int(np.argmax([float(v) for v in values[256:266]]))
+        yield f"semeion{i}", (pixels * 255).astype(np.uint8), label
+
+
+def optdigits(root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
+    for name in ("optdigits-orig.tra", "optdigits-orig.windep"):
+        rows: list[str] = []
+        k = 0
+        for line in (root / "optdigits" / name).read_text().splitlines():
+            t = line.strip()
+            if len(t) == 32 and set(t) <= {"0", "1"}:
+                rows.append(t)
+            elif len(rows) == 32 and t.isdigit():
+                bitmap = np.array([[c == "1" for c in r] for r in rows], np.uint8) * 255
+                yield f"{name}:{k}", bitmap, int(t)
+                rows, k = [], k + 1
+            else:
+                rows = []
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def _predict(predictor, images: list[np.ndarray]) -> np.ndarray:
+    if not images:
+        return np.zeros((0, 10))
+    return predictor.predict_probabilities(np.stack(images).astype(np.float32)[..., None])
+
+
+def score_single(name: str, samples: Iterator, predictor, limit: int | None, keep_wrong: int = 0) -> Score:
+    sc = Score(name)
+    t0 = time.perf_counter()
+    ids, images, labels, missing_ids = [], [], [], []
+    for i, (sid, data, label) in enumerate(samples):
+        if limit is not None and i >= limit:
+            break
+        sc.n += 1
+        try:
+            gray = decode_image(data, sid) if isinstance(data, bytes) else data
+        except ImageError:
+            sc.missing += 1
+            continue
+        st = preprocess_single(gray)
+        if st is None:
+            sc.missing += 1
+            missing_ids.append(sid)
+            continue
+        ids.append(sid)
+        images.append(st.final)
+        labels.append(label)
+    probs = _predict(predictor, images)
+    threshold = predictor.unsure_threshold
+    for sid, img, label, p in zip(ids, images, labels, probs):
+        got = int(p.argmax())
+        unsure = p[got] < threshold
+        sc.unsure += int(unsure)
+        if got == label and not unsure:
+            sc.correct += 1
+        elif len(sc.wrong) < keep_wrong:
+            sc.wrong.append((img, label, got if not unsure else -1, sid))
+    sc.seconds = time.perf_counter() - t0
+    if missing_ids:
+        sc.extra["no digit"] = ", ".join(missing_ids[:5])
+    return sc
+
+
+def _edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def score_cheques(root: Path, predictor, limit: int | None, keep_wrong: int = 0) -> list[Score]:
+    folder = root / "cheques"
+    with open(folder / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if limit is not None:
+        rows = rows[:limit]
+    whole, digits, boxed = Score("cheques string"), Score("cheques digits"), Score("cheques true boxes")
+    t0 = time.perf_counter()
+    threshold = predictor.unsure_threshold
+    box_images, box_labels = [], []
+    for row in rows:
+        truth = row["digits"].strip()
+        gray = decode_image((folder / "images" / row["file"]).read_bytes(), row["file"])
+        crops = preprocess_multi(gray, predictor.predict_probabilities)
+        probs = _predict(predictor, [c.image for c in crops])
+        got = "".join("?" if p.max() < threshold else str(int(p.argmax())) for p in probs)
+        whole.n += 1
+        whole.correct += int(got == truth)
+        whole.missing += int(len(got) != len(truth))
+        if got != truth and len(whole.wrong) < keep_wrong:
+            strip = np.concatenate([c.image for c in crops], axis=1) if crops else np.zeros((28, 28))
+            whole.wrong.append(
+                (strip, int(truth[:9] or 0), int(got.replace("?", "9")[:9] or -1), row["file"])
+            )
+        digits.n += len(truth)
+        digits.correct += max(0, len(truth) - _edit_distance(got, truth))
+        digits.unsure += got.count("?")
+        for d, x, y, w, h in json.loads(row["boxes_digit_x_y_w_h"]):
+            pad = max(2, int(0.15 * h))
+            y0, x0 = max(0, y - pad), max(0, x - pad)
+            st = preprocess_single(gray[y0 : y + h + pad, x0 : x + w + pad])
+            boxed.n += 1
+            if st is None:
+                boxed.missing += 1
+                continue
+            box_images.append(st.final)
+            box_labels.append(int(d))
+    for p, label in zip(_predict(predictor, box_images), box_labels):
+        unsure = p.max() < threshold
+        boxed.unsure += int(unsure)
+        boxed.correct += int(int(p.argmax()) == label and not unsure)
+    whole.seconds = digits.seconds = boxed.seconds = time.perf_counter() - t0
+    return [whole, digits, boxed]
+
+
+def score_mnist(predictor, limit: int | None, keep_wrong: int = 0) -> list[Score]:
+    from training.data import load_mnist
+
+    m = load_mnist(data_dir=mnist_dir(), progress=False)
+    x, y = m.x_test, m.y_test
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    raw = Score("mnist raw model")
+    t0 = time.perf_counter()
+    p = predictor.predict_probabilities(x.astype(np.float32)[..., None] / 255.0)
+    raw.n = len(y)
+    raw.correct = int(((p.argmax(1) == y) & (p.max(1) >= predictor.unsure_threshold)).sum())
+    raw.unsure = int((p.max(1) < predictor.unsure_threshold).sum())
+    raw.seconds = time.perf_counter() - t0
+    via = score_single(
+        "mnist via pipeline",
+        ((f"mnist{i}", img, int(lab)) for i, (img, lab) in enumerate(zip(x, y))),
+        predictor,
+        None,
+        keep_wrong,
+    )
+    return [raw, via]
+
+
+def save_wrong(scores: list[Score], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for sc in scores:
+        if not sc.wrong:
+            continue
+        tiles = []
+        for img, truth, got, _ in sc.wrong:
+            tile = cv2.cvtColor((np.clip(img, 0, 1) * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+            tile = cv2.resize(tile, (tile.shape[1] * 3, tile.shape[0] * 3), interpolation=cv2.INTER_NEAREST)
+            cv2.putText(tile, f"{truth}>{got}", (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 255), 1)
+            tiles.append(tile)
+        width = max(t.shape[1] for t in tiles)
+        tiles = [np.pad(t, ((0, 2), (0, width - t.shape[1]), (0, 0))) for t in tiles]
+        cols = max(1, 1200 // width)
+        rows = [
+            np.concatenate(
+                tiles[i : i + cols] + [np.zeros_like(tiles[0])] * (cols - len(tiles[i : i + cols])), axis=1
+            )
+            for i in range(0, len(tiles), cols)
+        ]
+        cv2.imwrite(str(folder / f"{sc.name.replace(' ', '_')}.png"), np.concatenate(rows, axis=0))
+        with open(folder / f"{sc.name.replace(' ', '_')}.txt", "w") as f:
+            for _, truth, got, sid in sc.wrong:
+                f.write(f"{sid}\t{truth}\t{got}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dataset", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument("--limit", type=int, default=None, help="At most this many samples per data set.")
+    parser.add_argument("--model-dir", type=Path, default=None, help="Default: the served model.")
+    parser.add_argument("--version", type=int, default=None)
+    parser.add_argument("--save-wrong", type=Path, default=None, help="Write montages of the errors here.")
+    args = parser.parse_args(argv)
+
+    from digit_app.predictor import Predictor
+
+    settings = get_settings()
+    predictor = Predictor.load(args.model_dir or settings.model_dir, args.version, settings.unsure_threshold)
+    root = handwriting_dir()
+    keep = 200 if args.save_wrong else 0
+    scores: list[Score] = []
+    for name in args.dataset:
+        if name == "cheques":
+            scores += score_cheques(root, predictor, args.limit, keep)
+        elif name == "mnist":
+            scores += score_mnist(predictor, args.limit, keep)
+        else:
+            source = {"pendigits": pendigits, "scans": scans, "semeion": semeion, "optdigits": optdigits}[
+                name
+            ]
+            scores.append(score_single(name, source(root), predictor, args.limit, keep))
+        last = scores[-1]
+        print(f"  {last.name}: {last.accuracy:.2f}% ({last.seconds:.0f}s)", file=sys.stderr, flush=True)
+
+    print(
+        f"\nmodel {predictor.model_dir.name} v{predictor.version}, unsure below {predictor.unsure_threshold}"
+    )
+    print(f"{'data set':<20} {'n':>6} {'accuracy':>9} {'unsure':>7} {'missed':>7} {'time':>6}")
+    for sc in scores:
+        print(
+            f"{sc.name:<20} {sc.n:>6} {sc.accuracy:>8.2f}% {sc.unsure:>7} {sc.missing:>7} {sc.seconds:>5.0f}s"
+        )
+    if args.save_wrong:
+        save_wrong(scores, args.save_wrong)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Speed benchmark: one canvas drawing end to end in Python, batch throughput, cold start.
+
+    python -m benchmarks.speed [--drawings 300]
+
+Drawings are real pen trajectories (../shared/handwriting/pendigits) rendered the way the
+canvas renders them, so preprocessing sees realistic input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from benchmarks.report import write_section
+from digit_app.config import PROJECT_ROOT
+
+
+def render_canvas(sample: dict, size: int = 280, width: int = 20) -> np.ndarray:
+    """RGBA as streamlit-drawable-canvas returns it: white strokes on an opaque black canvas."""
+    import cv2
+
+    from tests.handwriting import strokes_on_canvas
+
+    canvas = np.zeros((size, size), np.uint8)
+    for stroke in strokes_on_canvas(sample, size):
+        pts = np.round(np.array(stroke)).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(canvas, [pts], False, 255, width, cv2.LINE_AA)
+        if len(stroke) == 1:
+            cv2.circle(canvas, tuple(pts[0, 0]), width // 2, 255, -1, cv2.LINE_AA)
+    return np.dstack([canvas, canvas, canvas, np.full_like(canvas, 255)])
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n")[0])
+    parser.add_argument("--drawings", type=int, default=300, help="Canvas drawings to time one by one.")
+    parser.add_argument("--batch", type=int, default=10_000, help="Digits in the throughput batch.")
+    args = parser.parse_args(argv)
+
+    from digit_app.predictor import served_predictor
+    from digit_app.preprocess import normalize_digit, to_ink
+    from digit_app.recognize import recognize
+    from tests.handwriting import pendigits
+
+    predictor = served_predictor()
+    samples = pendigits()[: args.drawings]
+    canvases = [render_canvas(s) for s in samples]
+    for rgba in canvases[:10]:  # warm-up
+        recognize(rgba, predictor, single=False)
+    times = []
+    for rgba in canvases:
+        t = time.perf_counter()
+        recognize(rgba, predictor, single=False)
+        times.append((time.perf_counter() - t) * 1000)
+
+    # Throughput: preprocess + predict a batch of single digits (what an upload batch does).
+    grays = [c[..., 0] for c in canvases]
+    n = args.batch
+    t = time.perf_counter()
+    batch = np.stack([normalize_digit(to_ink(grays[i % len(grays)])[0]) for i in range(n)])
+    t_pre = time.perf_counter() - t
+    t = time.perf_counter()
+    predictor.predict_probabilities(batch[..., None])
+    t_pred = time.perf_counter() - t
+    throughput = n / (t_pre + t_pred)
+
+    # Cold start: a fresh process importing the app's core, loading the model, first prediction.
+    code = (
+        "import time; t=time.perf_counter();"
+        "import numpy as np;"
+        "from digit_app.predictor import served_predictor; from digit_app.recognize import recognize;"
+        "p=served_predictor(); img=np.zeros((280,280),np.uint8); img[60:220,130:150]=255;"
+        "recognize(img, p, single=False); print(time.perf_counter()-t)"
+    )
+    cold = float(
+        subprocess.run(
+            [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+
+    rows = [
+        "| figure | value | target |",
+        "|---|---|---|",
+        f"| one canvas drawing, preprocessing + prediction, p50 | **{pct(times, 50):.2f} ms** | <= 3 ms |",
+        f"| one canvas drawing, preprocessing + prediction, p95 | **{pct(times, 95):.2f} ms** | <= 10 ms |",
+        f"| batch throughput ({n:,} digits: preprocess {t_pre:.2f} s + predict {t_pred:.2f} s) "
+        f"| **{throughput:,.0f} digits/s** | >= 3,000 digits/s |",
+        f"| cold start: new process to first prediction | **{cold:.1f} s** | <= 10 s |",
+    ]
+    body = f"{len(times)} pendigits drawings rendered as 280x280 canvases, timed one by one.\n\n" + "\n".join(
+        rows
+    )
+    print(body)
+    write_section("speed", "Recognition speed", body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Streamlit page modules: thin views (widgets, one call into digit_app, rendering)."""

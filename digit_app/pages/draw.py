@@ -1,0 +1,62 @@
+"""Draw page: a canvas, recognition as soon as a stroke ends, and what the model saw."""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from digit_app.imageio import canvas_to_gray
+from digit_app.pages.common import guarded, model_image, predictor_or_stop, probabilities_chart
+from digit_app.recognize import recognize
+
+CANVAS_PX = 280
+
+
+def view() -> None:
+    st.title("Draw digits")
+    st.caption(
+        "Draw one digit or a whole number with the mouse or a finger; it is read as soon as you lift the pen."
+    )
+    predictor = predictor_or_stop()
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        stroke = st.slider("Pen width", 8, 40, 20, key="pen_width")
+        canvas = st_canvas(
+            stroke_width=stroke,
+            stroke_color="#FFFFFF",
+            background_color="#000000",
+            height=CANVAS_PX,
+            width=CANVAS_PX,
+            drawing_mode="freedraw",
+            return_image_data=True,
+            update_streamlit=True,
+            key="canvas",
+        )
+        st.caption("Use the canvas toolbar to undo or clear.")
+    rgba = canvas.image_data
+    strokes = sum(1 for o in (canvas.json_data or {}).get("objects", []) if o.get("type") == "path")
+    plural = "stroke" if strokes == 1 else "strokes"
+    with right:
+        if rgba is None:
+            st.metric("Prediction", "–")
+            st.info("Draw a digit on the black canvas.")
+            return
+        result = recognize(canvas_to_gray(rgba), predictor, single=False)
+        if not result.detail:
+            st.metric("Prediction", "–")
+            st.info(f"{result.message or 'No digit found: draw a digit on the canvas.'} · {strokes} {plural}")
+            return
+        st.metric("Prediction", result.digits, help=f"model version {predictor.version}")
+        st.caption(
+            f"confidence {result.confidence:.1%}" + (" — unsure, shown as ?" if "?" in result.digits else "")
+        )
+        for i, digit in enumerate(result.detail):
+            cols = st.columns([1, 3])
+            with cols[0]:
+                model_image(digit.image28, caption=f"{digit.shown} ({digit.confidence:.0%})")
+            with cols[1]:
+                probabilities_chart(digit.probabilities, key=f"p{i}")
+        st.selectbox("Correct the label (available with the feedback store)", ["confirm"], disabled=True)
+
+
+guarded(view)

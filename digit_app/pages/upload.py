@@ -1,0 +1,93 @@
+"""Upload page: one or many images, digits boxed and read, CSV of the batch."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from digit_app.config import get_settings
+from digit_app.imageio import ImageError, decode_image
+from digit_app.pages.common import guarded, model_image, predictor_or_stop, probabilities_chart, result_table
+from digit_app.recognize import recognize
+
+
+def boxed(gray: np.ndarray, result: object) -> np.ndarray:
+    """The upload in colour with a box and the label drawn around each digit found."""
+    rgb = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+    scale = max(1.0, max(gray.shape) / 600)
+    for d in result.detail:
+        x, y, w, h = (int(v) for v in d.box)
+        color = (230, 120, 0) if d.unsure else (0, 160, 60)
+        cv2.rectangle(rgb, (x, y), (x + w, y + h), color, max(1, int(2 * scale)))
+        cv2.putText(
+            rgb,
+            d.shown,
+            (x, max(0, y - int(4 * scale))),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6 * scale,
+            color,
+            max(1, int(2 * scale)),
+            cv2.LINE_AA,
+        )
+    return rgb
+
+
+def view() -> None:
+    st.title("Upload images")
+    st.caption("Scans or photos of handwritten digits: a single digit, a number, a cheque amount.")
+    settings = get_settings()
+    predictor = predictor_or_stop()
+    single = st.toggle("Each image is one digit", value=False, key="single")
+    files = st.file_uploader(
+        "Images",
+        accept_multiple_files=True,
+        key="uploads",
+        help=f"PNG, JPEG, BMP, TIFF, WebP or GIF, up to {settings.max_upload_bytes // 2**20} MB",
+    )
+    if not files:
+        st.info("Drop one or more images here.")
+        return
+    rows = []
+    for up in files:
+        st.subheader(up.name)
+        if up.size > settings.max_upload_bytes:
+            st.error(f"{up.name}: too large ({up.size:,} bytes; the limit is {settings.max_upload_bytes:,}).")
+            rows.append({"file": up.name, "digits": "", "confidence": None, "error": "too large"})
+            continue
+        try:
+            gray = decode_image(up.getvalue(), up.name)
+        except ImageError as exc:
+            st.error(str(exc))
+            rows.append({"file": up.name, "digits": "", "confidence": None, "error": str(exc)})
+            continue
+        result = recognize(gray, predictor, single=single)
+        rows.append(
+            {
+                "file": up.name,
+                "digits": result.digits,
+                "confidence": round(result.confidence, 4),
+                "error": None if result.detail else result.message,
+            }
+        )
+        left, right = st.columns([1, 1])
+        with left:
+            st.image(boxed(gray, result), width="stretch")
+        with right:
+            if not result.detail:
+                st.warning(f"{up.name}: {result.message or 'no digit found'}")
+                continue
+            st.metric("Prediction", result.digits)
+            st.dataframe(result_table(result), hide_index=True)
+            for i, d in enumerate(result.detail):
+                with st.expander(f"digit {i + 1}: {d.shown} ({d.confidence:.1%})"):
+                    model_image(d.image28)
+                    probabilities_chart(d.probabilities)
+    table = pd.DataFrame(rows)
+    st.divider()
+    st.dataframe(table, hide_index=True)
+    st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "digits.csv", "text/csv")
+
+
+guarded(view)

@@ -1,0 +1,45 @@
+"""Access to the shared real-handwriting samples (tests and benchmarks only; never committed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "handwriting"
+
+
+def handwriting_dir() -> Path:
+    value = os.environ.get("HANDWRITING_DIR", "").strip()
+    folder = Path(value) if value else DEFAULT_DIR
+    if not (folder / "README.md").is_file():
+        message = f"real handwriting samples not found in {folder}; set HANDWRITING_DIR"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
+
+
+@lru_cache(maxsize=1)
+def pendigits() -> list[dict]:
+    data = json.loads((handwriting_dir() / "pendigits" / "pendigits-train.json").read_text())
+    return data["samples"]
+
+
+def strokes_on_canvas(sample: dict, size: int = 280, margin: int = 40) -> list[list[tuple[float, float]]]:
+    """Pen strokes (500x500 box, y up) scaled to fit a size x size canvas (y down) with a margin."""
+    pts = [p for stroke in sample["strokes"] for p in stroke]
+    xs = [p[0] for p in pts]
+    ys = [p[1] for p in pts]
+    w = max(max(xs) - min(xs), 1)
+    h = max(max(ys) - min(ys), 1)
+    scale = (size - 2 * margin) / max(w, h)
+    ox = (size - w * scale) / 2
+    oy = (size - h * scale) / 2
+    return [
+        [(ox + (x - min(xs)) * scale, oy + (max(ys) - y) * scale) for x, y in stroke]
+        for stroke in sample["strokes"]
+    ]

@@ -1,0 +1,129 @@
+"""End to end in a real browser: a real `streamlit run` server driven by headless Chromium."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.browser_support import chromium, streamlit_server
+from tests.handwriting import handwriting_dir, pendigits, strokes_on_canvas
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data_dir = tmp_path_factory.mktemp("appdata")
+    with streamlit_server({"DIGIT_APP_DATA_DIR": str(data_dir)}) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser: object, server: str) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    p = context.new_page()
+    p.goto(server)
+    p.locator("canvas.upper-canvas").wait_for(timeout=30_000)
+    yield p
+    context.close()
+
+
+def metric(page: object) -> str:
+    return page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
+
+
+def wait_for_strokes(page: object, n: int) -> None:
+    """Wait until the script run that saw all n strokes has rendered its result."""
+    page.get_by_text(re.compile(rf"\b{n} strokes?\b")).first.wait_for(timeout=20_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText.includes('Running')",
+        timeout=20_000,
+    )
+
+
+def draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
+    box = page.locator("canvas.upper-canvas").bounding_box()
+    for stroke in strokes:
+        x0, y0 = stroke[0]
+        page.mouse.move(box["x"] + x0, box["y"] + y0)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=2)
+        if len(stroke) == 1:
+            page.mouse.move(box["x"] + x0 + 1, box["y"] + y0 + 1)
+        page.mouse.up()
+
+
+def reset(page: object) -> None:
+    page.get_by_role("button", name="Reset canvas & history").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')].some(e => e.innerText.trim() === '–')",
+        timeout=20_000,
+    )
+
+
+def _two_per_class() -> list[dict]:
+    picked: dict[int, list[dict]] = {d: [] for d in range(10)}
+    for s in pendigits():
+        if len(picked[s["label"]]) < 2:
+            picked[s["label"]].append(s)
+    return [s for d in range(10) for s in picked[d]]
+
+
+def test_draw_twenty_pendigits(page: object) -> None:
+    handwriting_dir()
+    right = 0
+    seen = []
+    for sample in _two_per_class():
+        strokes = strokes_on_canvas(sample)
+        draw(page, strokes)
+        wait_for_strokes(page, len(strokes))
+        shown = metric(page)
+        seen.append((sample["label"], shown))
+        right += shown == str(sample["label"])
+        reset(page)
+    assert right >= 19, seen
+
+
+def test_draw_three_digit_number(page: object) -> None:
+    handwriting_dir()
+    by_label = {}
+    for s in pendigits():
+        by_label.setdefault(s["label"], s)
+    strokes = []
+    for i, digit in enumerate((3, 8, 5)):
+        for stroke in strokes_on_canvas(by_label[digit], size=90, margin=8):
+            strokes.append([(x + i * 93, y + 95) for x, y in stroke])
+    draw(page, strokes)
+    wait_for_strokes(page, len(strokes))
+    assert metric(page) == "385"
+
+
+def _go_upload(page: object) -> None:
+    page.get_by_role("link", name="Upload").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').wait_for(state="attached", timeout=20_000)
+
+
+def test_upload_scan_and_non_image(page: object, tmp_path: Path) -> None:
+    scans = handwriting_dir() / "scans"
+    scan = sorted((scans / sorted(p.name for p in scans.iterdir())[0] / "4").glob("*.png"))[0]
+    _go_upload(page)
+    page.get_by_text("Each image is one digit").click()
+    junk = tmp_path / "notes.png"
+    junk.write_bytes(b"this is not an image at all")
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(scan), str(junk)])
+    page.locator('[data-testid="stMetricValue"]').first.wait_for(timeout=30_000)
+    page.get_by_text(re.compile("notes.png")).first.wait_for(timeout=30_000)
+    assert metric(page) == "4"
+    errors = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    assert any("notes.png" in e for e in errors), errors
+    assert "Traceback" not in page.content()

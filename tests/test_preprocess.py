@@ -1,0 +1,342 @@
+"""The MNIST-style preprocessing, on synthetic digits drawn with OpenCV (no data files needed)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from digit_app.imageio import canvas_to_gray
+from digit_app.preprocess import (
+    BOX,
+    CENTER,
+    SIZE,
+    center_of_mass,
+    normalize_digit,
+    preprocess_multi,
+    preprocess_single,
+    segment,
+    stroke_width,
+    to_ink,
+)
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def draw(
+    text: str = "5",
+    size: tuple[int, int] = (200, 200),
+    org: tuple[int, int] = (40, 160),
+    scale: float = 5.0,
+    thickness: int = 14,
+    ink: int = 0,
+    paper: int = 255,
+) -> np.ndarray:
+    """Dark ink on light paper by default, anti-aliased like a scan."""
+    img = np.full(size, paper, np.uint8)
+    cv2.putText(img, text, org, FONT, scale, ink, thickness, cv2.LINE_AA)
+    return img
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two 28x28 images (1 = identical up to brightness)."""
+    a = a.ravel() - a.mean()
+    b = b.ravel() - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def final(img: np.ndarray) -> np.ndarray:
+    st = preprocess_single(img)
+    assert st is not None, "a digit should be found"
+    return st.final
+
+
+# --- the MNIST geometry --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["0", "1", "4", "7"])
+def test_centre_of_mass_and_box(text):
+    st = preprocess_single(draw(text))
+    assert st.final.shape == (SIZE, SIZE) and st.final.dtype == np.float32
+    assert st.final.min() >= 0.0 and st.final.max() <= 1.0 and st.final.max() > 0.9
+    cx, cy = center_of_mass(st.final)
+    assert abs(cx - CENTER) < 0.05 and abs(cy - CENTER) < 0.05  # MNIST: the centre of pixel (14, 14)
+    assert max(st.box20.shape) == BOX
+    ys, xs = np.nonzero(st.final > 0.05)
+    # The sub-pixel shift may spread a 20-px box over one more pixel, never more.
+    assert ys.max() - ys.min() + 1 <= BOX + 1 and xs.max() - xs.min() + 1 <= BOX + 1
+
+
+def test_aspect_ratio_kept_for_a_thin_one():
+    img = np.zeros((120, 120), np.uint8)
+    img[10:110, 59:61] = 255  # a "1" two pixels wide
+    st = preprocess_single(img)
+    assert st is not None
+    assert st.box20.shape[0] == BOX and st.box20.shape[1] <= 2
+    cols = np.flatnonzero(st.final.max(axis=0) > 0.05)
+    assert len(cols) <= 3
+
+
+def test_normalize_digit_directly():
+    ink = np.zeros((60, 40), np.uint8)
+    cv2.circle(ink, (20, 30), 15, 255, 4)
+    out = normalize_digit(ink)
+    assert out.shape == (SIZE, SIZE)
+    cx, cy = center_of_mass(out)
+    assert abs(cx - CENTER) < 0.5 and abs(cy - CENTER) < 0.5
+    with pytest.raises(ValueError):
+        normalize_digit(np.zeros((10, 10), np.uint8))
+
+
+def test_small_input_is_enlarged_smoothly():
+    small = np.zeros((16, 16), np.uint8)  # semeion-sized binary bitmap
+    small[2:14, 7:10] = 255
+    small[2:5, 4:10] = 255
+    st = preprocess_single(small)
+    assert st is not None and max(st.box20.shape) == BOX
+    assert len(np.unique(np.round(st.final, 2))) > 5  # grey edges, not blocky
+
+
+def test_mnist_sized_input_is_nearly_unchanged():
+    img = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.putText(img, "3", (6, 24), FONT, 0.8, 255, 2, cv2.LINE_AA)
+    first = final(img)
+    again = final((first * 255).astype(np.uint8))
+    assert similarity(first, again) > 0.97
+
+
+# --- invariances ---------------------------------------------------------------------------
+
+
+def test_translation_invariance():
+    a = final(draw("2", size=(300, 300), org=(30, 160)))
+    b = final(draw("2", size=(300, 300), org=(140, 270)))
+    assert np.abs(a - b).mean() < 0.02 and similarity(a, b) > 0.98
+
+
+def test_scale_invariance():
+    a = final(draw("3", size=(400, 400), org=(60, 330), scale=10.0, thickness=28))
+    b = final(draw("3", size=(100, 100), org=(15, 82), scale=2.5, thickness=7))
+    assert similarity(a, b) > 0.93
+
+
+def test_stroke_width_roughly_invariant():
+    a = final(draw("6", thickness=8))
+    b = final(draw("6", thickness=20))
+    assert similarity(a, b) > 0.8
+
+
+def test_polarity_inverted_image_gives_the_same_result():
+    dark_on_light = draw("8")
+    a = final(dark_on_light)
+    b = final(255 - dark_on_light)
+    assert similarity(a, b) > 0.99
+    assert preprocess_single(dark_on_light).inverted and not preprocess_single(255 - dark_on_light).inverted
+
+
+def test_grey_paper_and_faint_ink():
+    a = final(draw("4"))
+    b = final(draw("4", ink=90, paper=170))
+    assert similarity(a, b) > 0.97
+
+
+def test_anti_aliasing_is_kept():
+    ink, mask = to_ink(draw("0"))
+    assert ink.dtype == np.uint8 and mask.dtype == bool
+    values = ink[ink > 0]
+    assert ((values > 10) & (values < 245)).sum() > 50  # grey edge pixels survive
+    assert ink[~cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)].max() == 0
+
+
+def test_uneven_lighting_uses_a_local_background():
+    clean = draw("5", size=(240, 240), org=(50, 190))
+    ramp = np.linspace(0, 130, 240, dtype=np.float32)[None, :] + np.linspace(0, 60, 240)[:, None]
+    shadowed = np.clip(clean.astype(np.float32) - ramp, 0, 255).astype(np.uint8)
+    st = preprocess_single(shadowed)
+    assert st is not None and st.method == "adaptive"
+    assert similarity(st.final, final(clean)) > 0.95
+
+
+def test_stroke_width_estimate():
+    m = np.zeros((100, 100), bool)
+    m[10:90, 40:48] = True
+    assert 7 <= stroke_width(m) <= 10
+
+
+# --- cleaning: specks, lines, slivers ------------------------------------------------------
+
+
+def test_specks_are_removed():
+    clean = draw("7")
+    noisy = clean.copy()
+    rng = np.random.default_rng(1)
+    for x, y in rng.integers(5, 195, (15, 2)):
+        cv2.circle(noisy, (int(x), int(y)), 1, 0, -1)
+    assert similarity(final(noisy), final(clean)) > 0.98
+
+
+def test_grid_lines_and_border_slivers_are_dropped():
+    clean = draw("2", size=(200, 200), org=(45, 160))
+    cell = clean.copy()
+    cv2.line(cell, (0, 3), (199, 3), 60, 2)  # grid line along the top
+    cv2.line(cell, (196, 0), (196, 199), 60, 2)  # and along the right edge
+    cv2.ellipse(cell, (-10, 100), (22, 30), 0, -60, 60, 0, 9)  # a neighbour's stroke cut at the left edge
+    assert similarity(final(cell), final(clean)) > 0.97
+
+
+def test_ruled_line_through_the_digit_is_removed():
+    clean = draw("3", size=(200, 200), org=(45, 160))
+    ruled = clean.copy()
+    cv2.line(ruled, (0, 170), (199, 170), 0, 2)
+    assert similarity(final(ruled), final(clean)) > 0.95
+
+
+def test_a_lone_one_is_not_taken_for_a_line():
+    img = np.full((200, 200), 255, np.uint8)
+    cv2.line(img, (100, 10), (100, 190), 0, 10)
+    st = preprocess_single(img)
+    assert st is not None and st.box20.shape[0] == BOX
+
+
+# --- nothing to recognise ------------------------------------------------------------------
+
+
+def test_empty_canvas():
+    assert preprocess_single(canvas_to_gray(np.zeros((280, 280, 4), np.uint8))) is None
+    assert preprocess_multi(np.zeros((280, 280), np.uint8)) == []
+
+
+@pytest.mark.parametrize("level", [0, 128, 255])
+def test_uniform_image(level):
+    assert preprocess_single(np.full((100, 80), level, np.uint8)) is None
+
+
+def test_faint_noise_only():
+    rng = np.random.default_rng(0)
+    paper = np.clip(rng.normal(230, 4, (150, 150)), 0, 255).astype(np.uint8)
+    assert preprocess_single(paper) is None
+
+
+def test_single_speck_or_dot():
+    img = np.full((200, 200), 255, np.uint8)
+    cv2.circle(img, (80, 120), 2, 0, -1)
+    assert preprocess_single(img) is None
+    canvas = np.zeros((280, 280), np.uint8)
+    cv2.circle(canvas, (140, 140), 9, 255, -1, cv2.LINE_AA)  # one click of an 18-px brush
+    assert preprocess_single(canvas) is None
+
+
+def test_canvas_drawing_end_to_end():
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    cv2.putText(rgba, "9", (70, 230), FONT, 7.0, (255, 255, 255, 255), 18, cv2.LINE_AA)
+    st = preprocess_single(canvas_to_gray(rgba))
+    assert st is not None and not st.inverted
+    cx, cy = center_of_mass(st.final)
+    assert abs(cx - CENTER) < 0.5 and abs(cy - CENTER) < 0.5
+
+
+# --- several digits ------------------------------------------------------------------------
+
+
+def _centres(boxes):
+    return [x + w / 2 for x, y, w, h in boxes]
+
+
+def test_segment_separate_digits_left_to_right():
+    img = draw("2026", size=(140, 420), org=(20, 110), scale=3.5, thickness=10)
+    crops = preprocess_multi(img)
+    assert len(crops) == 4
+    xs = _centres([c.box for c in crops])
+    assert xs == sorted(xs)
+    for c in crops:
+        assert c.image.shape == (SIZE, SIZE)
+        # Each crop is one digit: a 2 and a 0 drawn alone give the same image.
+    alone = final(draw("0", size=(140, 140), org=(20, 110), scale=3.5, thickness=10))
+    assert similarity(crops[1].image, alone) > 0.95
+
+
+def test_segment_touching_digits_are_split():
+    img = np.full((140, 300), 255, np.uint8)
+    # Draw each digit closer than its width so the strokes run into each other.
+    for i, ch in enumerate("2026"):
+        cv2.putText(img, ch, (10 + 54 * i, 110), FONT, 3.5, 0, 14, cv2.LINE_AA)
+    n, _ = cv2.connectedComponents((img < 128).astype(np.uint8))
+    assert n - 1 <= 2, "the test image should have touching digits"
+    boxes = segment(to_ink(img, multi=True)[1])
+    assert len(boxes) == 4
+    xs = _centres(boxes)
+    for got, expected in zip(xs, [10 + 54 * i + 31 for i in range(4)]):
+        assert abs(got - expected) < 12
+
+
+def test_a_four_in_two_strokes_is_one_digit():
+    img = np.full((160, 160), 255, np.uint8)
+    cv2.line(img, (70, 20), (30, 100), 0, 9)  # the open left stroke and the bar
+    cv2.line(img, (30, 100), (80, 100), 0, 9)
+    cv2.line(img, (95, 40), (92, 145), 0, 9)  # the second stroke, not touching the first
+    n, _ = cv2.connectedComponents((img < 128).astype(np.uint8))
+    assert n - 1 == 2
+    assert len(segment(to_ink(img, multi=True)[1])) == 1
+    assert len(preprocess_multi(img)) == 1
+
+
+def test_a_decimal_point_and_a_dash_are_not_digits():
+    img = draw("12", size=(140, 300), org=(20, 110), scale=3.5, thickness=10)
+    cv2.circle(img, (160, 108), 5, 0, -1)  # "."
+    cv2.putText(img, "3", (180, 110), FONT, 3.5, 0, 10, cv2.LINE_AA)
+    cv2.line(img, (255, 70), (285, 70), 0, 6)  # "-"
+    boxes = segment(to_ink(img, multi=True)[1])
+    assert len(boxes) == 3
+
+
+def test_broken_stroke_is_merged():
+    img = draw("7", size=(200, 200), org=(40, 170), scale=6, thickness=14)
+    img[95:101, :] = 255  # a gap across the stem
+    assert len(segment(to_ink(img, multi=True)[1])) == 1
+
+
+# --- recognize (with a stand-in for the model) ---------------------------------------------
+
+
+class FakePredictor:
+    """Says "7" with the given confidence for every image; counts its calls."""
+
+    def __init__(self, confidence: float = 0.9) -> None:
+        self.unsure_threshold = 0.5
+        self.confidence = confidence
+        self.calls = 0
+
+    def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
+        assert images.shape[1:3] == (SIZE, SIZE)
+        self.calls += 1
+        p = np.full((len(images), 10), (1 - self.confidence) / 9, np.float32)
+        p[:, 7] = self.confidence
+        return p
+
+
+def test_recognize_single_multi_and_nothing():
+    from digit_app.recognize import recognize
+
+    fake = FakePredictor()
+    res = recognize(draw("5"), fake, single=True)
+    assert res.digits == "7" and abs(res.confidence - 0.9) < 1e-6 and res.message is None
+    assert fake.calls == 1 and res.detail[0].image28.shape == (SIZE, SIZE)
+
+    fake = FakePredictor()
+    res = recognize(draw("2026", size=(140, 420), org=(20, 110), scale=3.5, thickness=10), fake, single=False)
+    assert res.digits == "7777" and len(res.detail) == 4
+    assert fake.calls <= 2  # at most one batch to choose splits, one for the digits
+
+    res = recognize(np.full((100, 100), 255, np.uint8), FakePredictor(), single=True)
+    assert res.digits == "" and res.message and not res.found
+
+    unsure = recognize(draw("5"), FakePredictor(0.3), single=True)
+    assert unsure.digits == "?" and unsure.detail[0].unsure and unsure.message
+
+
+def test_recognize_accepts_the_canvas_rgba():
+    from digit_app.recognize import recognize
+
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    cv2.putText(rgba, "3", (70, 230), FONT, 7.0, (255, 255, 255, 255), 18, cv2.LINE_AA)
+    assert recognize(rgba, FakePredictor(), single=True).digits == "7"
