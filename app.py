@@ -9,8 +9,8 @@ PAGES = Path(__file__).resolve().parent / "digit_app" / "pages"
 st.set_page_config(page_title="Digit recognizer", page_icon="✍️", layout="wide")
 navigation = st.navigation(
     [
-        st.Page(PAGES / "draw.py", title="Draw", icon="✏️", default=True),
-        st.Page(PAGES / "upload.py", title="Upload", icon="📄"),
+        st.Page(PAGES / "draw.py", title="Draw", icon=":material/draw:", default=True),
+        st.Page(PAGES / "upload.py", title="Upload", icon=":material/upload_file:"),
     ]
 )
 navigation.run()

@@ -6,7 +6,9 @@ Data: $HANDWRITING_DIR (default <repo>/../shared/handwriting) and MNIST from $MN
 (default <repo>/../shared/mnist). Never copied into the repo, never trained on. A digit the
 model is unsure about counts as wrong, as does an image in which no digit was found.
 
-  pendigits  pen trajectories replayed onto a 280x280 canvas (18 px brush, white on black)
+  pendigits  pen trajectories replayed onto a 280x280 canvas (18 px brush, white on black),
+             the tablet's 500x500 box scaled into the canvas; pendigits-fit: each drawing
+             scaled to fill the canvas, as people draw on it
   scans      scanned cells, one digit each, uploaded as PNG files
   cheques    courtesy amounts: whole string exact, per digit (edit distance), and per digit
              with the true boxes (recognition alone, without segmentation)
@@ -33,10 +35,11 @@ from digit_app.config import PROJECT_ROOT, get_settings
 from digit_app.imageio import ImageError, decode_image
 from digit_app.preprocess import preprocess_multi, preprocess_single
 
-DATASETS = ("pendigits", "scans", "cheques", "semeion", "optdigits", "mnist")
+DATASETS = ("pendigits", "pendigits-fit", "scans", "cheques", "semeion", "optdigits", "mnist")
 CANVAS = 280
 BRUSH = 18
 MARGIN = 20
+FIT_MARGIN = 40
 
 
 def handwriting_dir() -> Path:
@@ -68,15 +71,30 @@ class Score:
 # --- data sets: each yields (id, input image, label) ------------------------------------------
 
 
-def render_strokes(strokes: list, box: tuple[int, int] = (500, 500), y_up: bool = True) -> np.ndarray:
-    """Replay pen strokes onto a canvas the way the drawing page records them."""
+def render_strokes(
+    strokes: list, box: tuple[int, int] = (500, 500), y_up: bool = True, fit: bool = False
+) -> np.ndarray:
+    """Replay pen strokes onto a canvas the way the drawing page records them.
+
+    The tablet's whole box is scaled into the canvas (a small drawing stays small, and the
+    18 px brush may fill its loops), or with `fit` the drawing itself is scaled to fill the
+    canvas, as a person drawing on the canvas would.
+    """
     canvas = np.zeros((CANVAS, CANVAS), np.uint8)
-    s = (CANVAS - 2 * MARGIN) / max(box)
-    for stroke in strokes:
-        pts = np.array(stroke, np.float64)
+    arrays = [np.array(stroke, np.float64).reshape(-1, 2) for stroke in strokes]
+    for pts in arrays:
         if y_up:
             pts[:, 1] = box[1] - pts[:, 1]
-        pts = np.round((pts * s + MARGIN) * 16).astype(np.int32)  # 4 fractional bits
+    if fit:
+        every = np.concatenate(arrays)
+        lo, hi = every.min(axis=0), every.max(axis=0)
+        s = (CANVAS - 2 * FIT_MARGIN) / max(float((hi - lo).max()), 1.0)
+        offset = CANVAS / 2.0 - (lo + hi) / 2.0 * s
+    else:
+        s = (CANVAS - 2 * MARGIN) / max(box)
+        offset = np.array([MARGIN, MARGIN], np.float64)
+    for pts in arrays:
+        pts = np.round((pts * s + offset) * 16).astype(np.int32)  # 4 fractional bits
         if len(pts) == 1:
             cv2.circle(canvas, tuple(pts[0]), BRUSH // 2 * 16, 255, -1, cv2.LINE_AA, shift=4)
         else:
@@ -84,11 +102,15 @@ def render_strokes(strokes: list, box: tuple[int, int] = (500, 500), y_up: bool 
     return canvas
 
 
-def pendigits(root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
+def pendigits(root: Path, fit: bool = False) -> Iterator[tuple[str, np.ndarray, int]]:
     data = json.loads((root / "pendigits" / "pendigits-train.json").read_text())
     box = tuple(data.get("box", (500, 500)))
     for i, s in enumerate(data["samples"]):
-        yield f"pen{i}", render_strokes(s["strokes"], box, data.get("y_up", True)), int(s["label"])
+        yield f"pen{i}", render_strokes(s["strokes"], box, data.get("y_up", True), fit), int(s["label"])
+
+
+def pendigits_fit(root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
+    return pendigits(root, fit=True)
 
 
 def scans(root: Path) -> Iterator[tuple[str, bytes, int]]:
@@ -192,6 +214,7 @@ def score_cheques(root: Path, predictor, limit: int | None, keep_wrong: int = 0)
         truth = row["digits"].strip()
         gray = decode_image((folder / "images" / row["file"]).read_bytes(), row["file"])
         crops = preprocess_multi(gray, predictor.predict_probabilities)
+        paper = int(np.median(gray))
         probs = _predict(predictor, [c.image for c in crops])
         got = "".join("?" if p.max() < threshold else str(int(p.argmax())) for p in probs)
         whole.n += 1
@@ -206,9 +229,12 @@ def score_cheques(root: Path, predictor, limit: int | None, keep_wrong: int = 0)
         digits.correct += max(0, len(truth) - _edit_distance(got, truth))
         digits.unsure += got.count("?")
         for d, x, y, w, h in json.loads(row["boxes_digit_x_y_w_h"]):
+            # Only the box's pixels, on a margin of plain paper: recognition without segmentation.
             pad = max(2, int(0.15 * h))
-            y0, x0 = max(0, y - pad), max(0, x - pad)
-            st = preprocess_single(gray[y0 : y + h + pad, x0 : x + w + pad])
+            cell = gray[max(0, y) : y + h, max(0, x) : x + w]
+            st = preprocess_single(
+                cv2.copyMakeBorder(cell, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=paper)
+            )
             boxed.n += 1
             if st is None:
                 boxed.missing += 1
@@ -297,9 +323,13 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "mnist":
             scores += score_mnist(predictor, args.limit, keep)
         else:
-            source = {"pendigits": pendigits, "scans": scans, "semeion": semeion, "optdigits": optdigits}[
-                name
-            ]
+            source = {
+                "pendigits": pendigits,
+                "pendigits-fit": pendigits_fit,
+                "scans": scans,
+                "semeion": semeion,
+                "optdigits": optdigits,
+            }[name]
             scores.append(score_single(name, source(root), predictor, args.limit, keep))
         last = scores[-1]
         print(f"  {last.name}: {last.accuracy:.2f}% ({last.seconds:.0f}s)", file=sys.stderr, flush=True)

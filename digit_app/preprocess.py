@@ -38,6 +38,7 @@ CENTER = SIZE // 2
 # Shift by a fraction of a pixel (bilinear) to put the centre of mass exactly at CENTER, or by
 # whole pixels as MNIST itself did (within half a pixel, but never blurred).
 SUBPIXEL = True
+BG_LIGHT = True
 
 # --- thresholds, relative wherever possible so that they hold at any resolution ------------
 MIN_CONTRAST = 24.0  # ink must differ from the background by this much (0..255)
@@ -46,11 +47,17 @@ MIN_SPECK_AREA = 3  # ... and below this many pixels always
 MIN_DIGIT_SIDE = 4  # px: ink smaller than this is not a digit
 MIN_ELONGATION = 2.2  # a digit is a stroke: its extent is several stroke widths, a dot is not
 # MNIST's stroke width relative to the longer side of the digit (measured on the training set
-# with `stroke_width`): median 0.12, 5th-95th percentile 0.08-0.185. Strokes outside that
-# range are brought to the median, so a hairline scan and a fat canvas brush both look like
-# MNIST, while digits MNIST itself could have written are left alone.
+# with `stroke_width`): median 0.12, 5th-95th percentile 0.08-0.185. Strokes bolder than
+# STROKE_RANGE[1] (a fat canvas brush on a small drawing, a marker) are thinned to the median.
+# Hairlines are NOT thickened (lower bound 0): area-averaged downscaling already turns a thin
+# pen line into a 1-2 px grey stroke, and thickening measured worse on real scans (-0.7 point).
 STROKE_TARGET = 0.12
-STROKE_RANGE = (0.08, 0.185)
+STROKE_RANGE = (0.0, 0.15)
+# Segmentation with the model: a piece wider than WIDE_ASPECT times the height of the row's
+# digits is unlikely to be one digit; each unit of aspect beyond costs WIDE_PENALTY in
+# log-confidence (the model is often sure of a squeezed pair, "00" read as an 8).
+WIDE_ASPECT = 1.3
+WIDE_PENALTY = 2.0
 
 
 @dataclass
@@ -182,8 +189,11 @@ def to_ink_detail(gray: np.ndarray, multi: bool = False) -> tuple[np.ndarray, np
     inverted = _light_background(gray)
     paper = gray if inverted else 255 - gray  # paper light, ink dark
     paper_f = paper.astype(np.float32)
-    bg_level = float(np.median(paper_f))
-    contrast_guess = bg_level - float(np.percentile(paper_f, 0.5))
+    lo, hi = np.percentile(paper_f, [0.5, 99.5])
+    light = paper_f[paper_f > (lo + hi) / 2.0]
+    # The paper level: the median of the light side, whatever share of the image the ink covers.
+    bg_level = float(np.median(light)) if light.size and BG_LIGHT else float(np.median(paper_f))
+    contrast_guess = bg_level - float(lo)
     info = InkInfo(inverted, "otsu", float(np.median(gray)), 0.0)
     if contrast_guess < MIN_CONTRAST:
         info.notes.append("uniform image")
@@ -477,10 +487,11 @@ def _crop(a: np.ndarray) -> np.ndarray:
 
 
 def adjust_stroke(cropped: np.ndarray) -> np.ndarray:
-    """Thicken hairlines and thin fat strokes to MNIST's width relative to the digit's size.
+    """Bring a stroke outside STROKE_RANGE (relative to the digit's size) to MNIST's median width.
 
     Grey-level dilation or erosion with a disc, so anti-aliased edges stay smooth; erosion
     never takes more than half a stroke, so thin parts of a bold digit do not vanish.
+    With the shipped range only bold strokes are changed (see STROKE_RANGE).
     """
     a = np.asarray(cropped, dtype=np.float32)
     peak = float(a.max())
@@ -652,7 +663,7 @@ def segment_pieces(
         options.append(_split_options(g, gmask, ref, scorer is not None and ink is not None))
     pieces: list[Piece] = []
     if any(len(o) > 1 for o in options):
-        pieces = _choose(options, ink, scorer)
+        pieces = _choose(options, ink, scorer, ref)
     else:
         pieces = [p for o in options for p in o[0]]
     pieces.sort(key=lambda p: p.box[0] + p.box[2] / 2.0)
@@ -727,11 +738,15 @@ def _split_options(g: _Group, gmask: np.ndarray, ref: float, scored: bool) -> li
     return [_pieces_at(g, gmask, _cuts(prof, k)) for k in range(1, most + 1)]
 
 
-def _choose(options: list[list[list[Piece]]], ink: np.ndarray, scorer: Scorer) -> list[Piece]:
+def _choose(options: list[list[list[Piece]]], ink: np.ndarray, scorer: Scorer, ref: float) -> list[Piece]:
     """For each group, the split whose digits the model reads with the highest joint confidence."""
-    images = [_piece_image(ink, p) for opts in options for option in opts for p in option]
-    probs = np.asarray(scorer(np.stack(images).astype(np.float32)))
-    conf = np.log(np.clip(probs.max(axis=1), 1e-6, 1.0))
+    pieces = [p for opts in options for option in opts for p in option]
+    probs = np.asarray(scorer(np.stack([_piece_image(ink, p) for p in pieces]).astype(np.float32)))
+    # A piece wider than a digit's usual shape costs more the wider it is.
+    aspect = np.array([p.box[2] / max(p.box[3], ref, 1.0) for p in pieces])
+    conf = np.log(np.clip(probs.max(axis=1), 1e-6, 1.0)) - WIDE_PENALTY * np.maximum(
+        0.0, aspect - WIDE_ASPECT
+    )
     chosen: list[Piece] = []
     i = 0
     for opts in options:

@@ -122,8 +122,8 @@ def test_upload_scan_and_non_image(page: object, tmp_path: Path) -> None:
     junk.write_bytes(b"this is not an image at all")
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(scan), str(junk)])
     page.locator('[data-testid="stMetricValue"]').first.wait_for(timeout=30_000)
-    page.get_by_text(re.compile("notes.png")).first.wait_for(timeout=30_000)
+    page.locator('[data-testid="stAlertContainer"]', has_text="notes.png").first.wait_for(timeout=30_000)
     assert metric(page) == "4"
-    errors = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    errors = page.locator('[data-testid="stAlert"], [data-testid="stAlertContainer"]').all_inner_texts()
     assert any("notes.png" in e for e in errors), errors
     assert "Traceback" not in page.content()

@@ -36,7 +36,7 @@ def test_smoke_run_publishes_integer_version_without_leftovers(trained_store: Pa
     extra = trained_store / "1" / "assets.extra"
     for name in (
         "card.json",
-        "model.weights.h5",
+        "model.keras",
         "confusion_matrix.png",
         "worst_errors.png",
         "training_curves.png",

@@ -50,9 +50,8 @@ def european_variants(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> 
         else:
             top = ys.min()
             top_x = xs[ys <= top + 1].mean()
-            # from a short serif to the long up-stroke many people start a 1 with
-            length = rng.uniform(0.2, 0.55) * (ys.max() - top + 1)
-            angle = math.radians(rng.uniform(20, 60))  # below the horizontal, to the left
+            length = rng.uniform(4.0, 7.0) * (ys.max() - top + 1) / 20.0
+            angle = math.radians(rng.uniform(25, 60))  # below the horizontal, to the left
             p1 = (int(top_x * 4), int(top * 4))
             p2 = (int((top_x - length * math.cos(angle)) * 4), int((top + length * math.sin(angle)) * 4))
         cv2.line(canvas, p1, p2, 255, thickness=thickness * 4, lineType=cv2.LINE_AA)

@@ -41,9 +41,7 @@ class TrainConfig:
     weight_decay: float = _opt(1e-4, "Decoupled weight decay of AdamW.")
     warmup_fraction: float = _opt(0.15, "Share of the steps spent warming the learning rate up.")
     label_smoothing: float = _opt(0.05, "Label smoothing of the cross-entropy.")
-    ema_momentum: float = _opt(
-        0.99, "Momentum of the weight moving average validated and exported (0 = off)."
-    )
+    ema_momentum: float = _opt(0.0, "Momentum of a weight moving average to validate and export (0 = off).")
     # --- augmentation (applied on the fly to every training batch) ---
     rotation_deg: float = _opt(12.0, "Largest random rotation, degrees (small: a 6 must stay a 6).")
     shift_px: float = _opt(2.5, "Largest random shift, pixels.")
@@ -53,7 +51,7 @@ class TrainConfig:
     stroke_prob: float = _opt(
         0.3, "Share of images made thinner or bolder (canvas pens, scanner thresholds)."
     )
-    blur_noise_prob: float = _opt(0.1, "Share of images blurred and given sensor noise (scans, photos).")
+    blur_noise_prob: float = _opt(0.15, "Share of images blurred and given sensor noise (scans, photos).")
     variant_prob: float = _opt(
         0.3, "Share of 1s and 7s drawn European style (flag on the 1, bar through the 7)."
     )

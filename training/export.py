@@ -13,7 +13,7 @@ from digit_app.model_store import CARD_NAME, EXTRA_DIR
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
-WEIGHTS_FILE = "model.weights.h5"
+KERAS_FILE = "model.keras"
 
 
 def write_savedmodel(model: keras.Model, path: Path) -> None:
@@ -33,10 +33,9 @@ def write_savedmodel(model: keras.Model, path: Path) -> None:
 
 
 def write_extras(model: keras.Model, path: Path, card: dict[str, Any]) -> Path:
-    """The model card and the weights (what retraining fine-tunes; the card's config rebuilds the
-    architecture) in assets.extra/. Weights only: the optimizer state is not needed to fine-tune."""
+    """The model card and the .keras file (what retraining fine-tunes) in assets.extra/."""
     extra = path / EXTRA_DIR
     extra.mkdir(parents=True, exist_ok=True)
-    model.save_weights(extra / WEIGHTS_FILE)
+    model.save(extra / KERAS_FILE)
     (extra / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
     return extra

@@ -10,7 +10,7 @@ from training.config import TrainConfig
 
 def _conv_bn(x: keras.KerasTensor, filters: int, padding: str = "same") -> keras.KerasTensor:
     x = layers.Conv2D(filters, 3, padding=padding, use_bias=False)(x)
-    x = layers.BatchNormalization(momentum=0.95)(x)
+    x = layers.BatchNormalization()(x)
     return layers.ReLU()(x)
 
 
@@ -28,7 +28,7 @@ def build_model(cfg: TrainConfig) -> keras.Model:
     x = _conv_bn(x, cfg.width * 4, padding="valid")  # 7x7 -> 5x5
     x = layers.Flatten()(x)
     x = layers.Dense(cfg.dense_units, use_bias=False)(x)
-    x = layers.BatchNormalization(momentum=0.95)(x)
+    x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
     x = layers.Dropout(cfg.dropout)(x)
     outputs = layers.Dense(10, activation="softmax", name="probabilities")(x)

@@ -239,7 +239,7 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
             "python": platform.python_version(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         },
-        "files": {"weights": "assets.extra/model.weights.h5", "card": "assets.extra/card.json"},
+        "files": {"keras": "assets.extra/model.keras", "card": "assets.extra/card.json"},
     }
     if not is_chief():
         print("not the chief worker: training done, the chief publishes the model")

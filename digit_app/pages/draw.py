@@ -34,7 +34,9 @@ def view() -> None:
         )
         st.caption("Use the canvas toolbar to undo or clear.")
     rgba = canvas.image_data
-    strokes = sum(1 for o in (canvas.json_data or {}).get("objects", []) if o.get("type") == "path")
+    strokes = sum(
+        1 for o in (canvas.json_data or {}).get("objects", []) if str(o.get("type", "")).lower() == "path"
+    )
     plural = "stroke" if strokes == 1 else "strokes"
     with right:
         if rgba is None:
@@ -47,9 +49,8 @@ def view() -> None:
             st.info(f"{result.message or 'No digit found: draw a digit on the canvas.'} · {strokes} {plural}")
             return
         st.metric("Prediction", result.digits, help=f"model version {predictor.version}")
-        st.caption(
-            f"confidence {result.confidence:.1%}" + (" — unsure, shown as ?" if "?" in result.digits else "")
-        )
+        unsure = " — unsure, shown as ?" if "?" in result.digits else ""
+        st.caption(f"confidence {result.confidence:.1%}{unsure} · read from {strokes} {plural}")
         for i, digit in enumerate(result.detail):
             cols = st.columns([1, 3])
             with cols[0]:
