@@ -38,7 +38,6 @@ CENTER = SIZE // 2
 # Shift by a fraction of a pixel (bilinear) to put the centre of mass exactly at CENTER, or by
 # whole pixels as MNIST itself did (within half a pixel, but never blurred).
 SUBPIXEL = True
-BG_LIGHT = True
 
 # --- thresholds, relative wherever possible so that they hold at any resolution ------------
 MIN_CONTRAST = 24.0  # ink must differ from the background by this much (0..255)
@@ -192,7 +191,7 @@ def to_ink_detail(gray: np.ndarray, multi: bool = False) -> tuple[np.ndarray, np
     lo, hi = np.percentile(paper_f, [0.5, 99.5])
     light = paper_f[paper_f > (lo + hi) / 2.0]
     # The paper level: the median of the light side, whatever share of the image the ink covers.
-    bg_level = float(np.median(light)) if light.size and BG_LIGHT else float(np.median(paper_f))
+    bg_level = float(np.median(light)) if light.size else float(np.median(paper_f))
     contrast_guess = bg_level - float(lo)
     info = InkInfo(inverted, "otsu", float(np.median(gray)), 0.0)
     if contrast_guess < MIN_CONTRAST:

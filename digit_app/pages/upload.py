@@ -14,19 +14,28 @@ from digit_app.recognize import recognize
 
 
 def boxed(gray: np.ndarray, result: object) -> np.ndarray:
-    """The upload in colour with a box and the label drawn around each digit found."""
+    """The upload in colour with a box and the label drawn around each digit found.
+
+    Small images (cheque crops are ~60 px high) are enlarged first so boxes and labels stay legible.
+    """
+    zoom = max(1.0, 480 / max(gray.shape))
     rgb = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
-    scale = max(1.0, max(gray.shape) / 600)
+    if zoom > 1:
+        rgb = cv2.resize(rgb, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
+    pad = int(28 * max(1.0, max(rgb.shape) / 600))
+    rgb = cv2.copyMakeBorder(rgb, pad, 0, 0, 0, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+    scale = max(1.0, max(rgb.shape) / 600)
     for d in result.detail:
-        x, y, w, h = (int(v) for v in d.box)
+        x, y, w, h = (int(round(v * zoom)) for v in d.box)
+        y += pad
         color = (230, 120, 0) if d.unsure else (0, 160, 60)
         cv2.rectangle(rgb, (x, y), (x + w, y + h), color, max(1, int(2 * scale)))
         cv2.putText(
             rgb,
             d.shown,
-            (x, max(0, y - int(4 * scale))),
+            (x, max(12, y - int(4 * scale))),
             cv2.FONT_HERSHEY_SIMPLEX,
-            0.6 * scale,
+            0.7 * scale,
             color,
             max(1, int(2 * scale)),
             cv2.LINE_AA,
