@@ -52,11 +52,6 @@ MIN_ELONGATION = 2.2  # a digit is a stroke: its extent is several stroke widths
 # pen line into a 1-2 px grey stroke, and thickening measured worse on real scans (-0.7 point).
 STROKE_TARGET = 0.12
 STROKE_RANGE = (0.0, 0.15)
-# Segmentation with the model: a piece wider than WIDE_ASPECT times the height of the row's
-# digits is unlikely to be one digit; each unit of aspect beyond costs WIDE_PENALTY in
-# log-confidence (the model is often sure of a squeezed pair, "00" read as an 8).
-WIDE_ASPECT = 1.3
-WIDE_PENALTY = 2.0
 
 
 @dataclass
@@ -264,14 +259,22 @@ def remove_lines(mask: np.ndarray, notes: list[str] | None = None, multi: bool =
     m8 = mask.astype(np.uint8)
     removed = np.zeros(mask.shape, bool)
     total = int(mask.sum())
+    rows_with_ink = np.flatnonzero(mask.any(axis=1))
+    ink_height = rows_with_ink[-1] - rows_with_ink[0] + 1 if len(rows_with_ink) else h
     for horizontal in (True, False):
         length = w if horizontal else h
         other = h if horizontal else w
         if length < 24:
             continue
-        # In a row of digits a horizontal line longer than half the row is never a digit; a
-        # vertical one must span the whole height (a frame), or it may well be a 1.
-        k = max(12, int(round((0.5 if multi and horizontal else 0.9) * length)))
+        if multi and horizontal:
+            # In a row of digits, a horizontal line longer than half the row and much longer
+            # than the digits are tall is never part of a digit.
+            k = max(12, int(round(max(0.5 * length, 1.5 * ink_height))))
+        else:
+            # A vertical one must span the whole height (a frame), or it may well be a 1.
+            k = max(12, int(round(0.9 * length)))
+        if k > length:
+            continue
         kernel = np.ones((1, k) if horizontal else (k, 1), np.uint8)
         opened = cv2.morphologyEx(m8, cv2.MORPH_OPEN, kernel).astype(bool)
         if not opened.any():
@@ -655,18 +658,117 @@ def segment_pieces(
     ref = _reference_height(groups)
     # Leftovers flatter than a digit (dashes, underlines' remains).
     groups = [g for g in groups if g.h >= 0.45 * ref]
-    # Each group's ways of splitting; with a scorer, all are read by the model in one batch.
-    options = []
-    for g in groups:
-        gmask = np.isin(labels[g.y0 : g.y1, g.x0 : g.x1], g.labels)
-        options.append(_split_options(g, gmask, ref, scorer is not None and ink is not None))
-    pieces: list[Piece] = []
-    if any(len(o) > 1 for o in options):
-        pieces = _choose(options, ink, scorer, ref)
+    groups.sort(key=lambda g: g.x0)
+    masks = [np.isin(labels[g.y0 : g.y1, g.x0 : g.x1], g.labels) for g in groups]
+    if scorer is not None and ink is not None:
+        pieces = _read_row(groups, masks, ref, ink, scorer)
     else:
-        pieces = [p for o in options for p in o[0]]
+        pieces = [p for g, m in zip(groups, masks) for p in _split_heuristic(g, m, ref)]
     pieces.sort(key=lambda p: p.box[0] + p.box[2] / 2.0)
     return pieces
+
+
+# --- segmentation by recognition ------------------------------------------------------------
+# Over-segment (every group cut at the ink minima into slices about a third of a digit
+# wide), then choose how to join consecutive slices into digits by dynamic programming: the
+# best path maximises the sum over its digits of log(model confidence) + log(shape prior).
+# The prior says what a digit looks like next to its neighbours: about 0.75 of the row's
+# height wide (a 1 narrower, rarely more than 1.2), and not much shorter than the row.
+SLICE = 0.3  # slice width, relative to the row height
+MAX_SLICES = 5  # a digit spans at most this many slices
+PRIOR_WEIGHT = 0.5
+CUT_COST = 1.0  # in log-confidence: a cut must make the digits that much more certain
+
+
+def _shape_prior(w: float, h: float, ref: float) -> float:
+    a = w / ref
+    if a > 0.75:
+        lp = -0.5 * ((a - 0.75) / 0.3) ** 2
+    elif a < 0.25:
+        lp = -0.5 * ((0.25 - a) / 0.15) ** 2
+    else:
+        lp = 0.0
+    hr = h / ref
+    if hr < 0.6:
+        lp -= 0.5 * ((0.6 - hr) / 0.15) ** 2
+    return PRIOR_WEIGHT * lp
+
+
+def _sliver_cost(w: float, ref: float) -> float:
+    a = w / ref
+    return 0.5 * ((0.45 - a) / 0.1) ** 2 if a < 0.45 else 0.0
+
+
+def _slices(g: _Group, gmask: np.ndarray, ref: float) -> list[Piece]:
+    """Cut a group at its ink minima into slices of about SLICE * ref, or keep it whole."""
+    if g.w <= 0.6 * ref:
+        return _pieces_at(g, gmask, [0, g.w])
+    prof = np.convolve(gmask.sum(axis=0).astype(np.float64), np.ones(3) / 3.0, mode="same")
+    k = max(2, int(round(g.w / (SLICE * ref))))
+    return _pieces_at(g, gmask, _cuts(prof, k))
+
+
+def _union(pieces: list[Piece]) -> Piece:
+    x0 = min(p.box[0] for p in pieces)
+    y0 = min(p.box[1] for p in pieces)
+    x1 = max(p.box[0] + p.box[2] for p in pieces)
+    y1 = max(p.box[1] + p.box[3] for p in pieces)
+    m = np.zeros((y1 - y0, x1 - x0), bool)
+    for p in pieces:
+        x, y, w, h = p.box
+        m[y - y0 : y - y0 + h, x - x0 : x - x0 + w] |= p.mask
+    return Piece((x0, y0, x1 - x0, y1 - y0), m)
+
+
+def _read_row(
+    groups: list[_Group], masks: list[np.ndarray], ref: float, ink: np.ndarray, scorer: Scorer
+) -> list[Piece]:
+    slices: list[Piece] = []
+    starts_group: list[bool] = []
+    for g, m in zip(groups, masks):
+        parts = _slices(g, m, ref)
+        slices.extend(parts)
+        starts_group.extend([True] + [False] * (len(parts) - 1))
+    n = len(slices)
+    # Candidate digits: runs of consecutive slices, not bridging a clear gap between groups.
+    cands: list[tuple[int, int, Piece]] = []
+    for i in range(n):
+        right = slices[i].box[0] + slices[i].box[2]
+        for j in range(i, min(n, i + MAX_SLICES)):
+            if j > i:
+                gap = slices[j].box[0] - right
+                if starts_group[j] and gap > 0.15 * ref:
+                    break
+                right = max(right, slices[j].box[0] + slices[j].box[2])
+            piece = slices[i] if j == i else _union(slices[i : j + 1])
+            if piece.box[2] > 1.8 * ref:
+                break
+            cands.append((i, j, piece))
+    probs = np.asarray(scorer(np.stack([_piece_image(ink, c[2]) for c in cands]).astype(np.float32)))
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    back: list[tuple[int, Piece] | None] = [None] * (n + 1)
+    by_end: dict[int, list[tuple[int, Piece, float]]] = {}
+    for (i, j, piece), p in zip(cands, probs):
+        score = float(np.log(max(float(p.max()), 1e-6))) + _shape_prior(piece.box[2], piece.box[3], ref)
+        if not starts_group[i]:
+            # Cutting through ink needs evidence: a cost per cut, more for a sliver of a digit.
+            score -= CUT_COST + _sliver_cost(piece.box[2], ref)
+        if j + 1 < n and not starts_group[j + 1]:
+            score -= _sliver_cost(piece.box[2], ref)
+        by_end.setdefault(j, []).append((i, piece, score))
+    for j in range(n):
+        for i, piece, score in by_end.get(j, []):
+            if best[i] + score > best[j + 1]:
+                best[j + 1] = best[i] + score
+                back[j + 1] = (i, piece)
+    out: list[Piece] = []
+    j = n
+    while j > 0 and back[j] is not None:
+        i, piece = back[j]
+        out.append(piece)
+        j = i
+    return out[::-1]
 
 
 def _same_digit(a: _Group, b: _Group, ref: float) -> bool:
@@ -719,44 +821,13 @@ def _pieces_at(g: _Group, gmask: np.ndarray, cuts: list[int]) -> list[Piece]:
     return out
 
 
-def _split_options(g: _Group, gmask: np.ndarray, ref: float, scored: bool) -> list[list[Piece]]:
-    """Ways to cut a group into digits at the columns with the least ink, most likely first.
-
-    Without a model: one way (split only when clearly too wide for one digit). With a model:
-    every plausible number of digits, for the model to choose from.
-    """
+def _split_heuristic(g: _Group, gmask: np.ndarray, ref: float) -> list[Piece]:
+    """Without a model: split a group only when it is clearly too wide for one digit."""
     height = max(float(g.h), ref)
+    if g.w <= 1.15 * height:
+        return _pieces_at(g, gmask, [0, g.w])
     prof = np.convolve(gmask.sum(axis=0).astype(np.float64), np.ones(3) / 3.0, mode="same")
-    if not scored:
-        if g.w <= 1.15 * height:
-            return [_pieces_at(g, gmask, [0, g.w])]
-        return [_pieces_at(g, gmask, _cuts(prof, max(2, int(round(g.w / (0.7 * height))))))]
-    if g.w <= 0.75 * height:
-        return [_pieces_at(g, gmask, [0, g.w])]
-    most = max(1, min(6, int(g.w // (0.35 * height))))
-    return [_pieces_at(g, gmask, _cuts(prof, k)) for k in range(1, most + 1)]
-
-
-def _choose(options: list[list[list[Piece]]], ink: np.ndarray, scorer: Scorer, ref: float) -> list[Piece]:
-    """For each group, the split whose digits the model reads with the highest joint confidence."""
-    pieces = [p for opts in options for option in opts for p in option]
-    probs = np.asarray(scorer(np.stack([_piece_image(ink, p) for p in pieces]).astype(np.float32)))
-    # A piece wider than a digit's usual shape costs more the wider it is.
-    aspect = np.array([p.box[2] / max(p.box[3], ref, 1.0) for p in pieces])
-    conf = np.log(np.clip(probs.max(axis=1), 1e-6, 1.0)) - WIDE_PENALTY * np.maximum(
-        0.0, aspect - WIDE_ASPECT
-    )
-    chosen: list[Piece] = []
-    i = 0
-    for opts in options:
-        best, best_score = opts[0], -np.inf
-        for option in opts:
-            score = float(conf[i : i + len(option)].sum())
-            i += len(option)
-            if score > best_score + 1e-9:
-                best, best_score = option, score
-        chosen.extend(best)
-    return chosen
+    return _pieces_at(g, gmask, _cuts(prof, max(2, int(round(g.w / (0.7 * height))))))
 
 
 def _piece_image(ink: np.ndarray, piece: Piece) -> np.ndarray:

@@ -340,3 +340,31 @@ def test_recognize_accepts_the_canvas_rgba():
     rgba = np.zeros((280, 280, 4), np.uint8)
     cv2.putText(rgba, "3", (70, 230), FONT, 7.0, (255, 255, 255, 255), 18, cv2.LINE_AA)
     assert recognize(rgba, FakePredictor(), single=True).digits == "7"
+
+
+def test_segmentation_with_a_scorer_reads_each_row_in_one_batch():
+    from digit_app.preprocess import segment_pieces
+
+    img = draw("2026", size=(140, 420), org=(20, 110), scale=3.5, thickness=10)
+    ink, mask = to_ink(img, multi=True)
+    fake = FakePredictor()
+    pieces = segment_pieces(mask, ink, fake.predict_probabilities)
+    assert [p.box for p in pieces] == segment(mask)  # well separated: the model is not needed
+    assert fake.calls == 1
+    for p in pieces:
+        assert p.mask.shape == (p.box[3], p.box[2]) and p.mask.any()
+
+
+def test_multi_mode_keeps_a_long_bar_but_drops_an_underline():
+    # One big 7 on the canvas read in multi mode: its bar spans most of the width but is a digit.
+    canvas = np.zeros((280, 280), np.uint8)
+    cv2.line(canvas, (30, 40), (250, 40), 255, 18)
+    cv2.line(canvas, (250, 40), (120, 250), 255, 18)
+    ink, mask = to_ink(canvas, multi=True)
+    assert mask[40, 40] and mask[40, 140]
+    # A row of digits underlined by a line that touches them: the line goes, the digits stay.
+    row = draw("123", size=(130, 330), org=(20, 100), scale=3.2, thickness=9)
+    cv2.line(row, (0, 104), (329, 104), 0, 3)
+    row_mask = to_ink(row, multi=True)[1]
+    assert not row_mask[100:110, 250:].any()  # the line beyond the digits is gone
+    assert len(segment(row_mask)) == 3
