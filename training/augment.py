@@ -50,8 +50,9 @@ def european_variants(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> 
         else:
             top = ys.min()
             top_x = xs[ys <= top + 1].mean()
-            length = rng.uniform(4.0, 7.0) * (ys.max() - top + 1) / 20.0
-            angle = math.radians(rng.uniform(25, 60))  # below the horizontal, to the left
+            # From a short serif to the long flag many Europeans draw (up to half the height).
+            length = rng.uniform(4.0, 10.0) * (ys.max() - top + 1) / 20.0
+            angle = math.radians(rng.uniform(20, 60))  # below the horizontal, to the left
             p1 = (int(top_x * 4), int(top * 4))
             p2 = (int((top_x - length * math.cos(angle)) * 4), int((top + length * math.sin(angle)) * 4))
         cv2.line(canvas, p1, p2, 255, thickness=thickness * 4, lineType=cv2.LINE_AA)
@@ -146,6 +147,15 @@ def random_blur_noise(images: tf.Tensor, prob: float) -> tf.Tensor:
     degraded = tf.clip_by_value(blurred + noise, 0.0, 1.0)
     apply = tf.random.uniform([b, 1, 1, 1]) < prob
     return tf.where(apply, degraded, x)[..., 0]
+
+
+def light_augment_batch(images: tf.Tensor, variants: tf.Tensor, cfg: object) -> tf.Tensor:
+    """Small shifts and rotations only: the settle epochs' augmentation, close to clean MNIST."""
+    b = tf.shape(images)[0]
+    use_variant = tf.random.uniform([b, 1, 1]) < cfg.variant_prob
+    x = tf.cast(tf.where(use_variant, variants, images), tf.float32) / 255.0
+    x = random_geometry(x, cfg.rotation_deg / 2, cfg.shift_px / 2, cfg.zoom / 2, cfg.shear / 2, 0.0)
+    return tf.clip_by_value(x, 0.0, 1.0)[..., None]
 
 
 def augment_batch(images: tf.Tensor, variants: tf.Tensor, cfg: object) -> tf.Tensor:

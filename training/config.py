@@ -21,7 +21,10 @@ class TrainConfig:
     """Hyper-parameters and paths of one training run (written into the model card)."""
 
     # --- run ---
-    epochs: int = _opt(15, "Passes over the training split.")
+    epochs: int = _opt(15, "Passes over the training split (including the settle epochs).")
+    settle_epochs: int = _opt(
+        2, "Last epochs trained with light augmentation only, so the model settles on clean digits."
+    )
     batch_size: int = _opt(128, "Images per gradient step.")
     seed: int = _opt(42, "Seed for the split, weights, shuffling and augmentation.")
     limit: int | None = _opt(None, "Train on only this many images (smoke runs); also caps validation/test.")

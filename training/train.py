@@ -91,7 +91,8 @@ class SelectionCallback:
                 self.time_to_target: float | None = None
 
             def on_train_begin(self, logs: dict | None = None) -> None:
-                self.start = time.perf_counter()
+                if not self.start:  # fit() may be called again for the settle epochs
+                    self.start = time.perf_counter()
 
             def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
                 logs = logs or {}
@@ -116,7 +117,7 @@ def make_datasets(cfg: TrainConfig, mnist: Mnist) -> dict[str, Any]:
     """Split, subsample (--limit) and wrap the data in tf.data pipelines."""
     import tensorflow as tf
 
-    from training.augment import augment_batch, european_variants
+    from training.augment import augment_batch, european_variants, light_augment_batch
 
     train_idx, val_idx = stratified_split(mnist.y_train, cfg.val_fraction, cfg.seed)
     if cfg.limit:
@@ -128,18 +129,21 @@ def make_datasets(cfg: TrainConfig, mnist: Mnist) -> dict[str, Any]:
     x_te, y_te = mnist.x_test[:n_test], mnist.y_test[:n_test]
     variants = european_variants(x_tr, y_tr, cfg.seed)
 
-    train = (
-        tf.data.Dataset.from_tensor_slices((x_tr, variants, y_tr.astype(np.int32)))
-        .shuffle(len(x_tr), seed=cfg.seed, reshuffle_each_iteration=True)
-        .batch(cfg.batch_size, drop_remainder=len(x_tr) >= cfg.batch_size)
-        .map(lambda x, v, y: (augment_batch(x, v, cfg), y), num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    def pipeline(augment: Any) -> Any:
+        return (
+            tf.data.Dataset.from_tensor_slices((x_tr, variants, y_tr.astype(np.int32)))
+            .shuffle(len(x_tr), seed=cfg.seed, reshuffle_each_iteration=True)
+            .batch(cfg.batch_size, drop_remainder=len(x_tr) >= cfg.batch_size)
+            .map(lambda x, v, y: (augment(x, v, cfg), y), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+
     val = tf.data.Dataset.from_tensor_slices(
         (x_val.astype(np.float32)[..., None] / 255.0, y_val.astype(np.int32))
     ).batch(512)
     return {
-        "train": train,
+        "train": pipeline(augment_batch),
+        "settle": pipeline(light_augment_batch),
         "val": val,
         "x_test": x_te,
         "y_test": y_te,
@@ -188,6 +192,8 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     data = make_datasets(cfg, mnist)
     onehot = lambda x, y: (x, tf.one_hot(y, 10))  # noqa: E731 (label smoothing needs one-hot)
     train_ds, val_ds = data["train"].map(onehot), data["val"].map(onehot)
+    settle_ds = data["settle"].map(onehot)
+    settle = min(max(cfg.settle_epochs, 0), cfg.epochs - 1)
     steps_per_epoch = int(train_ds.cardinality().numpy())
     steps = steps_per_epoch * cfg.epochs
 
@@ -202,11 +208,23 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     history = model.fit(
         train_ds,
         validation_data=val_ds,
-        epochs=cfg.epochs,
+        epochs=cfg.epochs - settle,
         verbose=verbose,
         callbacks=[selection],
         shuffle=False,
     )
+    if settle:  # same optimizer and schedule, continued on lightly augmented batches
+        tail = model.fit(
+            settle_ds,
+            validation_data=val_ds,
+            initial_epoch=cfg.epochs - settle,
+            epochs=cfg.epochs,
+            verbose=verbose,
+            callbacks=[selection],
+            shuffle=False,
+        )
+        for key, values in tail.history.items():
+            history.history.setdefault(key, []).extend(values)
     fit_seconds = time.perf_counter() - t_fit
     if selection.best_weights is not None:
         model.set_weights(selection.best_weights)
