@@ -11,6 +11,8 @@ navigation = st.navigation(
     [
         st.Page(PAGES / "draw.py", title="Draw", icon=":material/draw:", default=True),
         st.Page(PAGES / "upload.py", title="Upload", icon=":material/upload_file:"),
+        st.Page(PAGES / "insights.py", title="Live confusion matrix", icon=":material/grid_on:"),
+        st.Page(PAGES / "retrain.py", title="Retrain", icon=":material/model_training:"),
     ]
 )
 navigation.run()

@@ -62,6 +62,25 @@ class Settings:
     max_upload_bytes: int = field(default_factory=lambda: _env_int("DIGIT_APP_MAX_UPLOAD_BYTES", 20 * 2**20))
     max_image_pixels: int = field(default_factory=lambda: _env_int("DIGIT_APP_MAX_IMAGE_PIXELS", 40_000_000))
 
+    # Feedback database (SQLAlchemy URL); SQLite file under data_dir unless set (e.g. PostgreSQL).
+    database_url: str = field(default_factory=lambda: os.environ.get("DIGIT_APP_DATABASE_URL", "").strip())
+    # Admin actions (retrain, cancel, rollback, relabel/delete corrections) are refused when
+    # this is set and no admin password is configured (the Docker image sets it).
+    require_admin: bool = field(
+        default_factory=lambda: (
+            os.environ.get("DIGIT_APP_REQUIRE_ADMIN", "").strip().lower() in {"1", "true", "yes", "on"}
+        )
+    )
+    # Extra retraining settings as JSON (e.g. '{"epochs": 1}' for a quick demo or a test).
+    retrain_overrides: str = field(default_factory=lambda: os.environ.get("DIGIT_APP_RETRAIN_CONFIG", ""))
+    # A running job whose heartbeat is older than this is considered dead.
+    job_stale_seconds: float = field(default_factory=lambda: _env_float("DIGIT_APP_JOB_STALE_SECONDS", 120.0))
+
+    @property
+    def database(self) -> str:
+        """The feedback database URL actually used."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'feedback.sqlite3'}"
+
     @property
     def model_dir(self) -> Path:
         """The folder holding the numbered versions of the served model."""

@@ -89,6 +89,35 @@ def publish(staged: Path, model_dir: Path) -> int:
         return version
 
 
+def republish(model_dir: Path, version: int, reason: str = "rollback") -> int:
+    """Publish a copy of an earlier version as the next number (a rollback).
+
+    Versions are never edited or deleted, so the app and TensorFlow Serving, which both
+    serve the highest number, switch to the old model simply because it is now the newest.
+    """
+    source = version_dir(model_dir, version)
+    staged = staging_dir(model_dir)
+    try:
+        shutil.copytree(source, staged, dirs_exist_ok=True)
+        card_path = staged / EXTRA_DIR / CARD_NAME
+        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        card["republished_from"] = version
+        card["republish_reason"] = reason
+        card["created"] = _now()
+        card_path.parent.mkdir(parents=True, exist_ok=True)
+        card_path.write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
+        return publish(staged, model_dir)
+    except BaseException:
+        discard(staged)
+        raise
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
 def discard(staged: Path) -> None:
     """Remove a staged folder that will not be published."""
     shutil.rmtree(staged, ignore_errors=True)

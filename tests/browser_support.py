@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -115,3 +116,37 @@ def chromium() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+def metric(page: object) -> str:
+    return page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
+
+
+def wait_for_strokes(page: object, n: int) -> None:
+    """Wait until the script run that saw all n strokes has rendered its result."""
+    page.get_by_text(re.compile(rf"\b{n} strokes?\b")).first.wait_for(timeout=20_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText.includes('Running')",
+        timeout=20_000,
+    )
+
+
+def draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
+    box = page.locator("canvas.upper-canvas").bounding_box()
+    for stroke in strokes:
+        x0, y0 = stroke[0]
+        page.mouse.move(box["x"] + x0, box["y"] + y0)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=2)
+        if len(stroke) == 1:
+            page.mouse.move(box["x"] + x0 + 1, box["y"] + y0 + 1)
+        page.mouse.up()
+
+
+def reset(page: object) -> None:
+    page.get_by_role("button", name="Reset canvas & history").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')].some(e => e.innerText.trim() === '–')",
+        timeout=20_000,
+    )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.browser_support import chromium, streamlit_server
+from tests.browser_support import chromium, draw, metric, reset, streamlit_server, wait_for_strokes
 from tests.handwriting import handwriting_dir, pendigits, strokes_on_canvas
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -35,40 +34,6 @@ def page(browser: object, server: str) -> Iterator[object]:
     p.locator("canvas.upper-canvas").wait_for(timeout=30_000)
     yield p
     context.close()
-
-
-def metric(page: object) -> str:
-    return page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
-
-
-def wait_for_strokes(page: object, n: int) -> None:
-    """Wait until the script run that saw all n strokes has rendered its result."""
-    page.get_by_text(re.compile(rf"\b{n} strokes?\b")).first.wait_for(timeout=20_000)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText.includes('Running')",
-        timeout=20_000,
-    )
-
-
-def draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
-    box = page.locator("canvas.upper-canvas").bounding_box()
-    for stroke in strokes:
-        x0, y0 = stroke[0]
-        page.mouse.move(box["x"] + x0, box["y"] + y0)
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + x, box["y"] + y, steps=2)
-        if len(stroke) == 1:
-            page.mouse.move(box["x"] + x0 + 1, box["y"] + y0 + 1)
-        page.mouse.up()
-
-
-def reset(page: object) -> None:
-    page.get_by_role("button", name="Reset canvas & history").click()
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')].some(e => e.innerText.trim() === '–')",
-        timeout=20_000,
-    )
 
 
 def _two_per_class() -> list[dict]:

@@ -6,7 +6,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from digit_app.imageio import canvas_to_gray
-from digit_app.pages.common import guarded, model_image, predictor_or_stop, probabilities_chart
+from digit_app.pages.common import feedback_form, guarded, model_image, predictor_or_stop, probabilities_chart
 from digit_app.recognize import recognize
 
 CANVAS_PX = 280
@@ -17,7 +17,6 @@ def view() -> None:
     st.caption(
         "Draw one digit or a whole number with the mouse or a finger; it is read as soon as you lift the pen."
     )
-    predictor = predictor_or_stop()
     left, right = st.columns([1, 1], gap="large")
     with left:
         stroke = st.slider("Pen width", 8, 40, 20, key="pen_width")
@@ -33,6 +32,7 @@ def view() -> None:
             key="canvas",
         )
         st.caption("Use the canvas toolbar to undo or clear.")
+    predictor = predictor_or_stop()  # after the canvas, so it shows while the model loads
     rgba = canvas.image_data
     strokes = sum(
         1 for o in (canvas.json_data or {}).get("objects", []) if str(o.get("type", "")).lower() == "path"
@@ -43,7 +43,8 @@ def view() -> None:
             st.metric("Prediction", "–")
             st.info("Draw a digit on the black canvas.")
             return
-        result = recognize(canvas_to_gray(rgba), predictor, single=False)
+        gray = canvas_to_gray(rgba)
+        result = recognize(gray, predictor, single=False)
         if not result.detail:
             st.metric("Prediction", "–")
             st.info(f"{result.message or 'No digit found: draw a digit on the canvas.'} · {strokes} {plural}")
@@ -57,7 +58,7 @@ def view() -> None:
                 model_image(digit.image28, caption=f"{digit.shown} ({digit.confidence:.0%})")
             with cols[1]:
                 probabilities_chart(digit.probabilities, key=f"p{i}")
-        st.selectbox("Correct the label (available with the feedback store)", ["confirm"], disabled=True)
+        feedback_form(result, key="canvas", source="canvas", model_version=predictor.version, image=gray)
 
 
 guarded(view)

@@ -9,7 +9,14 @@ import streamlit as st
 
 from digit_app.config import get_settings
 from digit_app.imageio import ImageError, decode_image
-from digit_app.pages.common import guarded, model_image, predictor_or_stop, probabilities_chart, result_table
+from digit_app.pages.common import (
+    feedback_form,
+    guarded,
+    model_image,
+    predictor_or_stop,
+    probabilities_chart,
+    result_table,
+)
 from digit_app.recognize import recognize
 
 
@@ -59,7 +66,7 @@ def view() -> None:
         st.info("Drop one or more images here.")
         return
     rows = []
-    for up in files:
+    for index, up in enumerate(files):
         st.subheader(up.name)
         if up.size > settings.max_upload_bytes:
             st.error(f"{up.name}: too large ({up.size:,} bytes; the limit is {settings.max_upload_bytes:,}).")
@@ -93,6 +100,9 @@ def view() -> None:
                 with st.expander(f"digit {i + 1}: {d.shown} ({d.confidence:.1%})"):
                     model_image(d.image28)
                     probabilities_chart(d.probabilities)
+            feedback_form(
+                result, key=f"upload-{index}", source="upload", model_version=predictor.version, image=gray
+            )
     table = pd.DataFrame(rows)
     st.divider()
     st.dataframe(table, hide_index=True)

@@ -1,0 +1,181 @@
+"""Retrain with corrections: review the feedback, start a retraining, watch it, roll back versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from digit_app import admin, insights
+from digit_app.config import get_settings
+from digit_app.feedback import FeedbackError, FeedbackStore
+from digit_app.jobs import Job, JobBusyError, JobStore
+from digit_app.model_store import ModelStoreError
+from digit_app.pages.common import admin_password, guarded, session_id
+
+PER_PAGE = 12
+
+
+def _when(ts: float | None) -> str:
+    return "–" if not ts else dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _admin_call(action, *args) -> object | None:  # noqa: ANN001 - any admin function
+    """Run an admin action; a refusal or a busy lock becomes a message, not a traceback."""
+    try:
+        result = action(*args, client=session_id())
+        return True if result is None else result
+    except (admin.AdminError, JobBusyError, ModelStoreError, FeedbackError, ValueError) as exc:
+        st.error(str(exc))
+    return None
+
+
+def view() -> None:
+    st.title("Retrain with corrections")
+    settings = get_settings()
+    store = FeedbackStore(settings=settings)
+    password = admin_password()
+    overview = insights.corrections_overview(
+        store, settings.model_dir, page=st.session_state.get("page", 0), per_page=PER_PAGE
+    )
+    a, b, c = st.columns(3)
+    a.metric("Feedback samples", f"{overview.total:,}")
+    b.metric("Corrections", f"{overview.corrections:,}")
+    c.metric("New since the served version", f"{overview.new_since_served:,}")
+
+    st.subheader("Retraining")
+    st.caption(
+        "Fine-tunes the served model on all stored feedback mixed with a replay of MNIST, in a separate "
+        "process. The result is published only if it keeps MNIST accuracy (at most 0.1 point lower) and "
+        "gets the feedback right; otherwise the served model stays."
+    )
+    if st.button("Retrain", type="primary", icon=":material/model_training:", disabled=overview.total == 0):
+        job = _admin_call(admin.start_retrain, password, None)
+        if job is not None:
+            st.toast(f"Retraining job {job.id} started")
+    job_panel(password)
+
+    st.subheader("Stored feedback")
+    corrections_list(store, overview, password)
+
+    st.subheader("Model versions")
+    versions_panel(password)
+
+    with st.expander("Privacy"):
+        st.write(
+            "Each saved confirmation or correction keeps the 28x28 model input, the drawing or the crop of the "
+            "upload, the labels, the probabilities, the model version, the time and an anonymous session id."
+        )
+        if st.button("Delete everything this session saved", key="delete_mine"):
+            n = store.delete_session(session_id())
+            st.success(f"Deleted {n} sample(s) saved by this session.")
+
+
+@st.fragment(run_every=1.0)
+def job_panel(password: str | None) -> None:
+    jobs = JobStore()
+    recent = jobs.recent(1)
+    if not recent:
+        st.caption("No retraining has run yet.")
+        return
+    job = recent[0]
+    if job.active:
+        p = job.progress
+        fraction = float(p.get("fraction", 0.0))
+        detail = (
+            f"epoch {p.get('epoch')}/{p.get('epochs')} · step {p.get('step')}/{p.get('steps')} · "
+            f"elapsed {p.get('elapsed', 0):.0f} s · ETA {p.get('eta', 0):.0f} s"
+            if "step" in p
+            else f"{p.get('phase', job.status)} · elapsed {p.get('elapsed', 0):.0f} s"
+        )
+        st.progress(
+            min(max(fraction, 0.0), 1.0), text=f"Job {job.id}: {p.get('phase', job.status)} — {detail}"
+        )
+        if st.button("Cancel", key=f"cancel-{job.id}", disabled=job.cancel_requested):
+            _admin_call(admin.cancel_job, job.id, password)
+    else:
+        show_outcome(job)
+    with st.expander(f"Log of job {job.id}"):
+        st.code(job.log_tail() or "(no output yet)", language=None)
+
+
+def show_outcome(job: Job) -> None:
+    text = f"Job {job.id} {job.status} at {_when(job.finished_at)}: {job.message or ''}"
+    {"published": st.success, "rejected": st.warning}.get(job.status, st.error)(text)
+    gate = job.result.get("gate")
+    if gate:
+        table = pd.DataFrame(
+            {
+                "": ["MNIST test accuracy", "feedback accuracy"],
+                "served": [gate["mnist_test"]["served"], gate["feedback"]["served"]],
+                "candidate": [gate["mnist_test"]["candidate"], gate["feedback"]["candidate"]],
+            }
+        )
+        st.dataframe(
+            table,
+            hide_index=True,
+            column_config={
+                "served": st.column_config.NumberColumn(format="percent"),
+                "candidate": st.column_config.NumberColumn(format="percent"),
+            },
+        )
+
+
+def corrections_list(
+    store: FeedbackStore, overview: insights.CorrectionsOverview, password: str | None
+) -> None:
+    if not overview.rows:
+        st.info("No corrections stored yet. Correct a prediction on the Draw or Upload page.")
+        return
+    pages = max(1, -(-overview.corrections // PER_PAGE))
+    if pages > 1:
+        st.number_input("Page", 1, pages, key="page_number", on_change=_set_page)
+    cols = st.columns(4)
+    for i, row in enumerate(overview.rows):
+        with cols[i % 4]:
+            img = overview.thumbnails.get(row.id)
+            if img is not None:
+                st.image(img.clip(0, 1), width=56, clamp=True)
+            st.caption(f"#{row.id} · read as {row.predicted}, labelled **{row.label}** · {row.source}")
+            label = st.selectbox("Label", list(range(10)), index=row.label, key=f"label-{row.id}")
+            b1, b2 = st.columns(2)
+            if b1.button("Relabel", key=f"relabel-{row.id}", disabled=label == row.label):
+                if _admin_call(admin.relabel_feedback, row.id, label, password) is not None:
+                    st.rerun()
+            if b2.button("Delete", key=f"delete-{row.id}"):
+                if _admin_call(admin.delete_feedback, [row.id], password) is not None:
+                    st.rerun()
+
+
+def _set_page() -> None:
+    st.session_state["page"] = int(st.session_state["page_number"]) - 1
+
+
+def versions_panel(password: str | None) -> None:
+    settings = get_settings()
+    table = insights.versions_table(settings.model_dir)
+    if table.empty:
+        st.info("No model version is published.")
+        return
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            "MNIST test accuracy": st.column_config.NumberColumn(format="percent"),
+            "learned feedback": st.column_config.NumberColumn(format="percent"),
+            "macro F1": st.column_config.NumberColumn(format="%.4f"),
+        },
+    )
+    older = [int(v) for v in table["version"].tolist()[1:]]
+    if older:
+        left, right = st.columns([2, 1])
+        target = left.selectbox("Roll back to version", older, key="rollback_to")
+        right.write("")
+        if right.button("Roll back", key="rollback"):
+            new = _admin_call(admin.rollback, target, password)
+            if new is not None:
+                st.success(f"Version {target} republished as version {new}; the app now serves it.")
+
+
+guarded(view)

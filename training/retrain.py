@@ -1,0 +1,371 @@
+"""Fine-tune the served model on users' feedback and publish it only if it passes the gate.
+
+    python -m training.retrain                 # from the command line (takes the same lock as the UI)
+    python -m training.retrain --job 12        # the worker process the Retrain page starts
+
+The candidate learns the feedback (oversampled, lightly augmented) mixed with a replayed
+sample of MNIST, so it does not forget MNIST. It is published as the next version only
+if its MNIST test accuracy drops by at most `max_mnist_drop`, no digit's recall drops by
+more than `max_class_drop`, and it gets at least `min_feedback_accuracy` of the feedback
+right. Otherwise it is kept aside with its report and the served model stays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from digit_app import model_store  # noqa: E402
+from digit_app.config import get_settings  # noqa: E402
+from digit_app.feedback import FeedbackStore  # noqa: E402
+from digit_app.jobs import JobBusyError, JobStore  # noqa: E402
+from training.config import RetrainConfig, add_config_arguments, retrain_config_dict  # noqa: E402
+from training.data import DataError, load_mnist  # noqa: E402
+
+
+class CancelledError(Exception):
+    """The user pressed Cancel."""
+
+
+class RetrainError(RuntimeError):
+    """Nothing to learn from, or the base model cannot be fine-tuned."""
+
+
+class Reporter:
+    """Sends progress to the job row (and the terminal); tells the training loop about Cancel."""
+
+    def __init__(self, jobs: JobStore | None, job_id: int | None, echo: bool = True) -> None:
+        self.jobs, self.job_id, self.echo = jobs, job_id, echo
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.state: dict[str, Any] = {}
+
+    def update(self, force: bool = False, **progress: Any) -> None:
+        self.state.update(progress)
+        self.state["elapsed"] = round(time.monotonic() - self.start, 1)
+        now = time.monotonic()
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        if self.echo:
+            s = self.state
+            where = (
+                f" epoch {s.get('epoch')}/{s.get('epochs')} step {s.get('step')}/{s.get('steps')}"
+                if "step" in s
+                else ""
+            )
+            print(f"[{s['elapsed']:6.1f}s] {s.get('phase', '')}{where}", flush=True)
+        if self.jobs is not None and self.job_id is not None and self.jobs.heartbeat(self.job_id, self.state):
+            raise CancelledError()
+
+
+def _progress_callback(reporter: Reporter, epochs: int, steps_per_epoch: int) -> Any:
+    import keras
+
+    class _Progress(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch = 0
+            self.t0 = time.monotonic()
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            done = self.epoch * steps_per_epoch + batch + 1
+            total = epochs * steps_per_epoch
+            elapsed = time.monotonic() - self.t0
+            eta = elapsed / done * (total - done)
+            try:
+                reporter.update(
+                    phase="training",
+                    epoch=self.epoch + 1,
+                    epochs=epochs,
+                    step=batch + 1,
+                    steps=steps_per_epoch,
+                    fraction=done / total,
+                    eta=round(eta, 1),
+                )
+            except CancelledError:
+                self.model.stop_training = True
+                reporter.state["cancelled"] = True
+
+    return _Progress()
+
+
+def _training_mix(
+    cfg: RetrainConfig, x_fb: np.ndarray, y_fb: np.ndarray, x_mn: np.ndarray, y_mn: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch's worth: the replay sample plus the feedback repeated up to its share."""
+    rng = np.random.default_rng(cfg.seed)
+    replay = rng.choice(len(x_mn), size=min(cfg.replay, len(x_mn)), replace=False)
+    share = min(max(cfg.feedback_share, 0.0), 0.9)
+    n_fb = max(len(x_fb), int(round(len(replay) * share / max(1e-9, 1.0 - share))))
+    fb_idx = np.resize(rng.permutation(len(x_fb)), n_fb)
+    x = np.concatenate([x_mn[replay].astype(np.float32) / 255.0, x_fb[fb_idx]])
+    y = np.concatenate([y_mn[replay], y_fb[fb_idx]]).astype(np.int32)
+    return x, y
+
+
+def _dataset(cfg: RetrainConfig, x: np.ndarray, y: np.ndarray) -> Any:
+    import tensorflow as tf
+
+    from training.augment import random_geometry
+
+    def augment(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        # Mild: the feedback must still be recognisable as exactly what the user drew.
+        images = random_geometry(images, 6.0, 1.5, 0.06, 0.06, 0.5)
+        return tf.clip_by_value(images, 0.0, 1.0)[..., None], tf.one_hot(labels, 10)
+
+    return (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
+        .batch(cfg.batch_size)
+        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32)
+    if x.max(initial=0) > 1.5:
+        x = x / 255.0
+    return model.predict(x[..., None], batch_size=1024, verbose=0)
+
+
+def gate(
+    cfg: RetrainConfig,
+    y_test: np.ndarray,
+    base_test: np.ndarray,
+    cand_test: np.ndarray,
+    y_fb: np.ndarray,
+    base_fb: np.ndarray,
+    cand_fb: np.ndarray,
+) -> dict[str, Any]:
+    """Compare the candidate with the served model; `passed` only if every rule holds."""
+
+    def recall(probs: np.ndarray) -> np.ndarray:
+        pred = probs.argmax(1)
+        return np.array(
+            [float((pred[y_test == d] == d).mean()) if (y_test == d).any() else 1.0 for d in range(10)]
+        )
+
+    base_acc = float((base_test.argmax(1) == y_test).mean())
+    cand_acc = float((cand_test.argmax(1) == y_test).mean())
+    class_drop = recall(base_test) - recall(cand_test)
+    worst = int(class_drop.argmax())
+    fb_base = float((base_fb.argmax(1) == y_fb).mean()) if len(y_fb) else 1.0
+    fb_cand = float((cand_fb.argmax(1) == y_fb).mean()) if len(y_fb) else 1.0
+    checks = {
+        "mnist": base_acc - cand_acc <= cfg.max_mnist_drop + 1e-12,
+        "per_class": float(class_drop[worst]) <= cfg.max_class_drop + 1e-12,
+        "feedback": fb_cand >= cfg.min_feedback_accuracy,
+    }
+    reasons = []
+    if not checks["mnist"]:
+        reasons.append(
+            f"MNIST test accuracy would drop {100 * (base_acc - cand_acc):.2f} points "
+            f"(allowed {100 * cfg.max_mnist_drop:.2f})"
+        )
+    if not checks["per_class"]:
+        reasons.append(
+            f"recall of digit {worst} would drop {100 * class_drop[worst]:.2f} points "
+            f"(allowed {100 * cfg.max_class_drop:.2f})"
+        )
+    if not checks["feedback"]:
+        reasons.append(
+            f"it gets only {fb_cand:.1%} of the feedback right (needs {cfg.min_feedback_accuracy:.0%})"
+        )
+    return {
+        "passed": all(checks.values()),
+        "checks": checks,
+        "reasons": reasons,
+        "mnist_test": {"served": base_acc, "candidate": cand_acc, "n": int(len(y_test))},
+        "worst_class_drop": {"digit": worst, "points": round(100 * float(class_drop[worst]), 3)},
+        "feedback": {"served": fb_base, "candidate": fb_cand, "n": int(len(y_fb))},
+    }
+
+
+def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -> dict[str, Any]:
+    """The whole fine-tuning run; returns the job result (gate report and version, if published)."""
+    import keras
+
+    from training.evaluate import write_report
+    from training.export import KERAS_FILE, write_extras, write_savedmodel
+    from training.train import git_commit
+
+    settings = get_settings()
+    model_dir = cfg.resolved_out()
+    reporter.update(force=True, phase="loading the served model and the data")
+    base_version = cfg.base_version or model_store.latest_version(model_dir)
+    base_path = model_store.version_dir(model_dir, base_version)
+    keras_file = base_path / model_store.EXTRA_DIR / KERAS_FILE
+    if not keras_file.is_file():
+        raise RetrainError(f"version {base_version} has no {KERAS_FILE} to fine-tune")
+    x_fb, y_fb, pred_fb = FeedbackStore(settings=settings).training_set()
+    if len(x_fb) == 0:
+        raise RetrainError(
+            "there is no feedback to learn from yet: confirm or correct some predictions first"
+        )
+    mnist = load_mnist(cfg.data_dir or settings.mnist_dir, progress=False)
+    n_test = min(cfg.test_limit or len(mnist.y_test), len(mnist.y_test))
+    x_te, y_te = mnist.x_test[:n_test], mnist.y_test[:n_test].astype(np.int64)
+
+    keras.utils.set_random_seed(cfg.seed)
+    base = keras.models.load_model(keras_file, compile=False)
+    base_test = _predict(base, x_te)
+    base_fb = _predict(base, x_fb)
+    model = keras.models.load_model(keras_file, compile=False)
+
+    x_mix, y_mix = _training_mix(cfg, x_fb, y_fb, mnist.x_train, mnist.y_train)
+    ds = _dataset(cfg, x_mix, y_mix)
+    steps_per_epoch = int(ds.cardinality().numpy())
+    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, max(1, cfg.epochs * steps_per_epoch))
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05),
+    )
+    t_fit = time.perf_counter()
+    model.fit(
+        ds,
+        epochs=cfg.epochs,
+        verbose=0,
+        shuffle=False,  # the dataset shuffles itself
+        callbacks=[_progress_callback(reporter, cfg.epochs, steps_per_epoch)],
+    )
+    fit_seconds = time.perf_counter() - t_fit
+    if reporter.state.get("cancelled"):
+        raise CancelledError()
+
+    reporter.update(force=True, phase="evaluating the candidate")
+    cand_test = _predict(model, x_te)
+    cand_fb = _predict(model, x_fb)
+    report = gate(cfg, y_te, base_test, cand_test, y_fb, base_fb, cand_fb)
+    corrections = int(((pred_fb >= 0) & (pred_fb != y_fb)).sum())
+    learned = (cand_fb.argmax(1) == y_fb)[(pred_fb >= 0) & (pred_fb != y_fb)]
+    report["corrections"] = {"n": corrections, "learned": float(learned.mean()) if corrections else 1.0}
+    card: dict[str, Any] = {
+        "model_name": model_dir.name,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "parent_version": base_version,
+        "retrain": {"config": cfg.to_dict(), "job": job_id, "gate": report},
+        "config": model_store.read_card(model_dir, base_version).get("config", {}),
+        "data": {
+            "source": mnist.source,
+            "sha256": mnist.sha256,
+            "counts": {"feedback": int(len(y_fb)), "corrections": corrections, "replay": int(cfg.replay)},
+        },
+        "timings": {"fit_seconds": round(fit_seconds, 1)},
+        "files": {
+            "keras": f"{model_store.EXTRA_DIR}/{KERAS_FILE}",
+            "card": f"{model_store.EXTRA_DIR}/card.json",
+        },
+    }
+    result: dict[str, Any] = {"gate": report, "base_version": base_version, "version": None}
+    reporter.update(force=True, phase="publishing" if report["passed"] else "keeping the candidate aside")
+    if report["passed"]:
+        staged = model_store.staging_dir(model_dir)
+        try:
+            write_savedmodel(model, staged)
+            extra = write_extras(model, staged, card)
+            card["test"] = write_report(extra, x_te, y_te, cand_test, {})
+            (extra / model_store.CARD_NAME).write_text(
+                json.dumps(card, indent=2, sort_keys=True, default=str)
+            )
+            result["version"] = model_store.publish(staged, model_dir)
+        except BaseException:
+            model_store.discard(staged)
+            raise
+    else:
+        aside = settings.data_dir / "candidates" / f"job-{job_id or int(time.time())}"
+        aside.mkdir(parents=True, exist_ok=True)
+        model.save(aside / KERAS_FILE)
+        (aside / "report.json").write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
+        result["candidate"] = str(aside)
+    result["seconds"] = round(time.monotonic() - reporter.start, 1)
+    return result
+
+
+def run_job(job_id: int | None, cfg: RetrainConfig, jobs: JobStore) -> int:
+    """Run a job to its end and record the outcome; the exit status says how it went."""
+    reporter = Reporter(jobs, job_id)
+    status, result, message = "failed", {}, None
+    try:
+        if job_id is not None:
+            jobs.attach(job_id)
+            reporter.update(force=True, phase="starting")
+        result = retrain(cfg, reporter, job_id)
+        if result["version"] is not None:
+            status, message = "published", f"published as version {result['version']}"
+        else:
+            status, message = (
+                "rejected",
+                "the candidate did not pass the gate: " + "; ".join(result["gate"]["reasons"]),
+            )
+    except CancelledError:
+        status, message = "cancelled", "cancelled; nothing was published"
+    except (RetrainError, DataError, model_store.ModelStoreError, ValueError) as exc:
+        message = str(exc)
+    except Exception as exc:  # noqa: BLE001 - recorded for the page; the traceback goes to the log
+        traceback.print_exc()
+        message = f"retraining failed ({type(exc).__name__}: {exc}); nothing was published"
+    except (SystemExit, KeyboardInterrupt):  # SIGTERM or Ctrl-C: record it, then stop
+        if job_id is not None:
+            jobs.finish(job_id, "cancelled", result, "stopped by a signal; nothing was published")
+        raise
+    if job_id is not None:
+        jobs.finish(job_id, status, result, message)
+    print(f"{status}: {message}", flush=True)
+    return 0 if status in {"published", "rejected"} else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.retrain",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--job", type=int, default=None, help="Run this job (started by the app) and report to it."
+    )
+    add_config_arguments(parser, RetrainConfig)
+    args = parser.parse_args(argv)
+    jobs = JobStore()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # runs `finally` blocks, unlike the default
+    if args.job is not None:
+        job = jobs.get(args.job)
+        if job is None:
+            print(f"error: no job {args.job}", file=sys.stderr)
+            return 2
+        cfg = RetrainConfig.from_dict(job.config)
+        return run_job(job.id, cfg, jobs)
+    defaults = RetrainConfig().to_dict()
+    given = {k: v for k, v in vars(args).items() if k != "job" and v is not None and v != defaults.get(k)}
+    cfg = RetrainConfig.from_dict(retrain_config_dict(given))
+    try:
+        job = jobs.create(cfg.to_dict())
+    except JobBusyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_job(job.id, cfg, jobs)
+    except KeyboardInterrupt:
+        jobs.finish(job.id, "cancelled", message="interrupted from the keyboard; nothing was published")
+        print("interrupted: nothing was published", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
