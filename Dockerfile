@@ -1,13 +1,19 @@
-# The Streamlit app with its model store. Build: docker build -t digit-app .
-# Run: docker run -p 8501:8501 -v digit-app-data:/app/data digit-app
+# The Streamlit app with the shipped model baked in.
+#   docker build -t digit-app .
+#   docker run -p 8501:8501 -e DIGIT_APP_ADMIN_PASSWORD='a-long-secret' \
+#     -v digit-app-data:/app/data -v digit-app-models:/app/model_store digit-app
+# Retraining, rollback and deleting feedback stay disabled until DIGIT_APP_ADMIN_PASSWORD is set.
 FROM python:3.11.13-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     DIGIT_APP_DATA_DIR=/app/data \
-    DIGIT_APP_CACHE_DIR=/app/.cache/digit-app
+    DIGIT_APP_MODEL_STORE=/app/model_store \
+    DIGIT_APP_CACHE_DIR=/app/.cache/digit-app \
+    DIGIT_APP_REQUIRE_ADMIN=1
 
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app
@@ -18,17 +24,19 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install --no-cache-dir -r requirements.txt
 
-COPY .streamlit/ ./.streamlit/
+COPY .streamlit/config.toml ./.streamlit/config.toml
 COPY app.py ./
 COPY digit_app/ ./digit_app/
 COPY training/ ./training/
-# The model store is writable by the app user (new versions are exported into it).
+# The model store is writable by the app user (retraining publishes new versions into it).
 COPY --chown=app:app model_store/ ./model_store/
 
-RUN mkdir -p /app/data /app/.cache && chown -R app:app /app/data /app/.cache
-VOLUME ["/app/data"]
+RUN mkdir -p /app/data /app/.cache \
+    && chown -R app:app /app/data /app/.cache
+# Feedback database, job logs and candidates; and the model versions (new ones from retraining).
+VOLUME ["/app/data", "/app/model_store"]
 
-USER app
+USER 10001:10001
 
 EXPOSE 8501
 

@@ -223,6 +223,13 @@ class JobStore:
                 ).scalar()
             )
 
+    def holds_lock(self, job_id: int) -> bool:
+        """Whether this job is still the running retraining (checked again just before publishing)."""
+        with db.read_only(self.engine) as conn:
+            holder = conn.execute(sa.select(db.locks.c.holder).where(db.locks.c.name == LOCK)).scalar()
+            status = conn.execute(sa.select(db.jobs.c.status).where(db.jobs.c.id == int(job_id))).scalar()
+        return holder == int(job_id) and status in ACTIVE
+
     def request_cancel(self, job_id: int) -> None:
         with self.engine.begin() as conn:
             conn.execute(

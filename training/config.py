@@ -77,9 +77,12 @@ class RetrainConfig:
     epochs: int = _opt(3, "Passes over the mix of feedback and replayed MNIST images.")
     replay: int = _opt(8000, "MNIST training images replayed each epoch, so MNIST is not forgotten.")
     feedback_share: float = _opt(
-        0.3, "Share of each epoch taken by feedback samples (oversampled when there are few)."
+        0.2, "Share of each epoch taken by feedback samples (oversampled when there are few)."
     )
-    learning_rate: float = _opt(5e-4, "Starting learning rate (AdamW, cosine decay to 0).")
+    learning_rate: float = _opt(3e-4, "Starting learning rate (AdamW, cosine decay to 0).")
+    freeze_batchnorm: bool = _opt(
+        True, "Keep batch-norm statistics and scales as trained on MNIST (less forgetting)."
+    )
     batch_size: int = _opt(128, "Images per gradient step.")
     seed: int = _opt(0, "Seed for the replay sample, shuffling and augmentation.")
     base_version: int | None = _opt(None, "Version to fine-tune (default: the served, highest one).")

@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -50,6 +51,26 @@ class Reporter:
         self.start = time.monotonic()
         self.last = 0.0
         self.state: dict[str, Any] = {}
+        self.cancel_seen = False
+        self._stop = threading.Event()
+
+    def keep_alive(self, every: float = 5.0) -> None:
+        """Heartbeat from a thread too, so loading, evaluating and exporting never look like a dead job."""
+        if self.jobs is None or self.job_id is None:
+            return
+
+        def beat() -> None:
+            while not self._stop.wait(every):
+                try:
+                    if self.jobs.heartbeat(self.job_id, dict(self.state)):
+                        self.cancel_seen = True
+                except Exception:  # noqa: BLE001 - a missed beat is retried; the main loop reports errors
+                    pass
+
+        threading.Thread(target=beat, daemon=True, name="heartbeat").start()
+
+    def stop(self) -> None:
+        self._stop.set()
 
     def update(self, force: bool = False, **progress: Any) -> None:
         self.state.update(progress)
@@ -67,6 +88,8 @@ class Reporter:
             )
             print(f"[{s['elapsed']:6.1f}s] {s.get('phase', '')}{where}", flush=True)
         if self.jobs is not None and self.job_id is not None and self.jobs.heartbeat(self.job_id, self.state):
+            self.cancel_seen = True
+        if self.cancel_seen:
             raise CancelledError()
 
 
@@ -227,6 +250,10 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     base_test = _predict(base, x_te)
     base_fb = _predict(base, x_fb)
     model = keras.models.load_model(keras_file, compile=False)
+    if cfg.freeze_batchnorm:  # a frozen BatchNormalization layer also runs in inference mode
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
 
     x_mix, y_mix = _training_mix(cfg, x_fb, y_fb, mnist.x_train, mnist.y_train)
     ds = _dataset(cfg, x_mix, y_mix)
@@ -276,6 +303,8 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     result: dict[str, Any] = {"gate": report, "base_version": base_version, "version": None}
     reporter.update(force=True, phase="publishing" if report["passed"] else "keeping the candidate aside")
     if report["passed"]:
+        if reporter.jobs is not None and job_id is not None and not reporter.jobs.holds_lock(job_id):
+            raise RetrainError("this job was marked as failed meanwhile (no heartbeat); not publishing")
         staged = model_store.staging_dir(model_dir)
         try:
             write_savedmodel(model, staged)
@@ -305,6 +334,7 @@ def run_job(job_id: int | None, cfg: RetrainConfig, jobs: JobStore) -> int:
     try:
         if job_id is not None:
             jobs.attach(job_id)
+            reporter.keep_alive()
             reporter.update(force=True, phase="starting")
         result = retrain(cfg, reporter, job_id)
         if result["version"] is not None:
@@ -325,6 +355,7 @@ def run_job(job_id: int | None, cfg: RetrainConfig, jobs: JobStore) -> int:
         if job_id is not None:
             jobs.finish(job_id, "cancelled", result, "stopped by a signal; nothing was published")
         raise
+    reporter.stop()
     if job_id is not None:
         jobs.finish(job_id, status, result, message)
     print(f"{status}: {message}", flush=True)

@@ -187,6 +187,7 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     from training.model import build_model
 
     t0 = time.perf_counter()
+    strategy = _strategy(cfg)  # first: collective ops must be configured before any other TF op
     keras.utils.set_random_seed(cfg.seed)
     mnist = load_mnist(cfg.data_dir)
     data = make_datasets(cfg, mnist)
@@ -197,7 +198,6 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     steps_per_epoch = int(train_ds.cardinality().numpy())
     steps = steps_per_epoch * cfg.epochs
 
-    strategy = _strategy(cfg)
     with strategy.scope():
         model = build_model(cfg)
         compile_model(model, cfg, steps, steps_per_epoch)

@@ -140,12 +140,12 @@ def corrections_list(
             st.caption(f"#{row.id} · read as {row.predicted}, labelled **{row.label}** · {row.source}")
             label = st.selectbox("Label", list(range(10)), index=row.label, key=f"label-{row.id}")
             b1, b2 = st.columns(2)
-            if b1.button("Relabel", key=f"relabel-{row.id}", disabled=label == row.label):
-                if _admin_call(admin.relabel_feedback, row.id, label, password) is not None:
-                    st.rerun()
-            if b2.button("Delete", key=f"delete-{row.id}"):
-                if _admin_call(admin.delete_feedback, [row.id], password) is not None:
-                    st.rerun()
+            relabel = b1.button("Relabel", key=f"relabel-{row.id}", disabled=label == row.label)
+            if relabel and _admin_call(admin.relabel_feedback, row.id, label, password) is not None:
+                st.rerun()
+            delete = b2.button("Delete", key=f"delete-{row.id}")
+            if delete and _admin_call(admin.delete_feedback, [row.id], password) is not None:
+                st.rerun()
 
 
 def _set_page() -> None:
