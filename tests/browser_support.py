@@ -122,12 +122,12 @@ def metric(page: object) -> str:
     return page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
 
 
-def wait_for_strokes(page: object, n: int) -> None:
+def wait_for_strokes(page: object, n: int, timeout_ms: int = 20_000) -> None:
     """Wait until the script run that saw all n strokes has rendered its result."""
-    page.get_by_text(re.compile(rf"\b{n} strokes?\b")).first.wait_for(timeout=20_000)
+    page.get_by_text(re.compile(rf"\b{n} strokes?\b")).first.wait_for(timeout=timeout_ms)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText.includes('Running')",
-        timeout=20_000,
+        timeout=timeout_ms,
     )
 
 

@@ -19,7 +19,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
 # A tiny retraining so the test takes seconds; the gate's MNIST rules are relaxed because a
 # 1,000-image evaluation is too noisy for a 0.1-point rule, but the feedback must be learned.
-TINY = {"epochs": 2, "replay": 600, "test_limit": 1000, "max_mnist_drop": 1.0, "max_class_drop": 1.0}
+TINY = {
+    "epochs": 2,
+    "replay": 600,
+    "feedback_share": 0.3,
+    "test_limit": 1000,
+    "max_mnist_drop": 1.0,
+    "max_class_drop": 1.0,
+}
 
 
 @pytest.fixture

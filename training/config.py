@@ -74,14 +74,18 @@ class TrainConfig:
 class RetrainConfig:
     """Fine-tuning the served model on users' feedback, and the gate a candidate must pass."""
 
-    epochs: int = _opt(3, "Passes over the mix of feedback and replayed MNIST images.")
-    replay: int = _opt(8000, "MNIST training images replayed each epoch, so MNIST is not forgotten.")
+    epochs: int = _opt(2, "Passes over the mix of feedback and replayed MNIST images.")
+    replay: int = _opt(16000, "MNIST training images replayed each epoch, so MNIST is not forgotten.")
     feedback_share: float = _opt(
-        0.2, "Share of each epoch taken by feedback samples (oversampled when there are few)."
+        0.1, "Share of each epoch taken by feedback samples (oversampled when there are few)."
     )
-    learning_rate: float = _opt(3e-4, "Starting learning rate (AdamW, cosine decay to 0).")
+    optimizer: str = _opt("sgd", "sgd (momentum 0.9; moves the served weights least) or adamw.")
+    learning_rate: float = _opt(0.01, "Starting learning rate (cosine decay to 0).")
+    distill: float = _opt(
+        0.5, "Weight of the served model's own answers in the replayed images' targets (less forgetting)."
+    )
     freeze_batchnorm: bool = _opt(
-        True, "Keep batch-norm statistics and scales as trained on MNIST (less forgetting)."
+        False, "Keep batch-norm statistics and scales as trained on MNIST (less forgetting)."
     )
     batch_size: int = _opt(128, "Images per gradient step.")
     seed: int = _opt(0, "Seed for the replay sample, shuffling and augmentation.")

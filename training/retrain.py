@@ -128,17 +128,31 @@ def _progress_callback(reporter: Reporter, epochs: int, steps_per_epoch: int) ->
 
 
 def _training_mix(
-    cfg: RetrainConfig, x_fb: np.ndarray, y_fb: np.ndarray, x_mn: np.ndarray, y_mn: np.ndarray
+    cfg: RetrainConfig,
+    x_fb: np.ndarray,
+    y_fb: np.ndarray,
+    x_mn: np.ndarray,
+    y_mn: np.ndarray,
+    teacher: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One epoch's worth: the replay sample plus the feedback repeated up to its share."""
+    """One epoch's worth: the replay sample plus the feedback repeated up to its share.
+
+    Targets are probability vectors: one-hot for the feedback; for the replayed MNIST images
+    a blend of the label and the served model's own answer (`distill`), which keeps the
+    fine-tuned model's behaviour on MNIST close to the served one (learning without forgetting).
+    """
     rng = np.random.default_rng(cfg.seed)
     replay = rng.choice(len(x_mn), size=min(cfg.replay, len(x_mn)), replace=False)
     share = min(max(cfg.feedback_share, 0.0), 0.9)
     n_fb = max(len(x_fb), int(round(len(replay) * share / max(1e-9, 1.0 - share))))
     fb_idx = np.resize(rng.permutation(len(x_fb)), n_fb)
-    x = np.concatenate([x_mn[replay].astype(np.float32) / 255.0, x_fb[fb_idx]])
-    y = np.concatenate([y_mn[replay], y_fb[fb_idx]]).astype(np.int32)
-    return x, y
+    x_replay = x_mn[replay].astype(np.float32) / 255.0
+    t_replay = np.eye(10, dtype=np.float32)[y_mn[replay]]
+    if teacher is not None and cfg.distill > 0:
+        t_replay = (1 - cfg.distill) * t_replay + cfg.distill * _predict(teacher, x_replay)
+    x = np.concatenate([x_replay, x_fb[fb_idx]])
+    t = np.concatenate([t_replay, np.eye(10, dtype=np.float32)[y_fb[fb_idx]]])
+    return x, t
 
 
 def _dataset(cfg: RetrainConfig, x: np.ndarray, y: np.ndarray) -> Any:
@@ -146,10 +160,10 @@ def _dataset(cfg: RetrainConfig, x: np.ndarray, y: np.ndarray) -> Any:
 
     from training.augment import random_geometry
 
-    def augment(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def augment(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         # Mild: the feedback must still be recognisable as exactly what the user drew.
         images = random_geometry(images, 6.0, 1.5, 0.06, 0.06, 0.5)
-        return tf.clip_by_value(images, 0.0, 1.0)[..., None], tf.one_hot(labels, 10)
+        return tf.clip_by_value(images, 0.0, 1.0)[..., None], targets
 
     return (
         tf.data.Dataset.from_tensor_slices((x, y))
@@ -255,12 +269,18 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
 
-    x_mix, y_mix = _training_mix(cfg, x_fb, y_fb, mnist.x_train, mnist.y_train)
+    x_mix, y_mix = _training_mix(cfg, x_fb, y_fb, mnist.x_train, mnist.y_train, teacher=base)
     ds = _dataset(cfg, x_mix, y_mix)
     steps_per_epoch = int(ds.cardinality().numpy())
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, max(1, cfg.epochs * steps_per_epoch))
+    if cfg.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9)
+    elif cfg.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4)
+    else:
+        raise RetrainError(f"unknown optimizer {cfg.optimizer!r} (sgd or adamw)")
     model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4),
+        optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05),
     )
     t_fit = time.perf_counter()

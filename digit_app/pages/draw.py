@@ -51,7 +51,10 @@ def view() -> None:
             return
         st.metric("Prediction", result.digits, help=f"model version {predictor.version}")
         unsure = " — unsure, shown as ?" if "?" in result.digits else ""
-        st.caption(f"confidence {result.confidence:.1%}{unsure} · read from {strokes} {plural}")
+        st.caption(
+            f"confidence {result.confidence:.1%}{unsure} · read from {strokes} {plural}"
+            f" · model version {predictor.version}"
+        )
         for i, digit in enumerate(result.detail):
             cols = st.columns([1, 3])
             with cols[0]:
