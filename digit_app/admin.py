@@ -144,6 +144,14 @@ def delete_feedback(row_ids: list[int], password: str | None, client: str = "ano
     return FeedbackStore().delete(row_ids)
 
 
+def export_feedback(password: str | None, client: str = "anonymous") -> bytes:
+    """A zip of every stored row (CSV) and image (PNG)."""
+    from digit_app.feedback import export_zip
+
+    authorize(password, client)
+    return export_zip(FeedbackStore())
+
+
 def purge_images(password: str | None, client: str = "anonymous") -> int:
     authorize(password, client)
     return FeedbackStore().purge_images()

@@ -73,6 +73,8 @@ class Settings:
     )
     # Extra retraining settings as JSON (e.g. '{"epochs": 1}' for a quick demo or a test).
     retrain_overrides: str = field(default_factory=lambda: os.environ.get("DIGIT_APP_RETRAIN_CONFIG", ""))
+    # How long a write waits for a locked SQLite database before giving up with a message.
+    db_busy_ms: int = field(default_factory=lambda: _env_int("DIGIT_APP_DB_BUSY_MS", 10_000))
     # A running job whose heartbeat is older than this is considered dead.
     job_stale_seconds: float = field(default_factory=lambda: _env_float("DIGIT_APP_JOB_STALE_SECONDS", 120.0))
 

@@ -94,7 +94,7 @@ _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, busy_ms: int) -> None:
     """WAL, a generous busy timeout, and write transactions that take the lock up front.
 
     pysqlite's own transaction handling starts transactions lazily, which lets two writers
@@ -107,7 +107,7 @@ def _sqlite_setup(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
@@ -133,8 +133,11 @@ def _create(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        _sqlite_setup(engine)
+        from digit_app.config import get_settings
+
+        busy_ms = get_settings().db_busy_ms
+        engine = sa.create_engine(url, connect_args={"timeout": busy_ms / 1000, "check_same_thread": False})
+        _sqlite_setup(engine, busy_ms)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
 

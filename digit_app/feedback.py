@@ -27,6 +27,10 @@ class FeedbackError(ValueError):
     """A sample that cannot be stored (bad label, bad image, unknown row)."""
 
 
+class StoreUnavailableError(FeedbackError):
+    """The database is locked, full or unreachable; nothing was written."""
+
+
 @dataclass
 class Sample:
     """One confirmation (label == predicted) or correction, as a page hands it over."""
@@ -177,9 +181,14 @@ class FeedbackStore:
         now = time.time()
         values = [_row_values(s, now) for s in samples]
         ids: list[int] = []
-        with self.engine.begin() as conn:
-            for v in values:
-                ids.append(int(conn.execute(sa.insert(db.feedback).values(**v)).inserted_primary_key[0]))
+        try:
+            with self.engine.begin() as conn:
+                for v in values:
+                    ids.append(int(conn.execute(sa.insert(db.feedback).values(**v)).inserted_primary_key[0]))
+        except sa.exc.OperationalError as exc:  # locked, disk full, server gone: the transaction rolled back
+            raise StoreUnavailableError(
+                f"the feedback database is unavailable ({_reason(exc)}); nothing was saved, please try again"
+            ) from exc
         return ids
 
     def relabel(self, row_id: int, label: int) -> None:
@@ -289,6 +298,49 @@ class FeedbackStore:
             return "ok"
         with db.read_only(self.engine) as conn:
             return str(conn.exec_driver_sql("PRAGMA integrity_check").scalar())
+
+
+def _reason(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", exc)).strip().splitlines()
+    return text[0][:120] if text else type(exc).__name__
+
+
+def export_zip(store: FeedbackStore) -> bytes:
+    """Every row as `feedback.csv` plus its images as PNG files, for an admin's export."""
+    import csv
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        rows = store.rows()
+        table = io.StringIO()
+        writer = csv.writer(table)
+        writer.writerow(
+            ["id", "created_at", "session_id", "source", "model_version", "predicted", "label", "confidence"]
+        )
+        for r in reversed(rows):
+            writer.writerow(
+                [
+                    r.id,
+                    r.created_at,
+                    r.session_id,
+                    r.source,
+                    r.model_version,
+                    r.predicted,
+                    r.label,
+                    r.confidence,
+                ]
+            )
+        zf.writestr("feedback.csv", table.getvalue())
+        for start in range(0, len(rows), 500):
+            ids = [r.id for r in rows[start : start + 500]]
+            for row_id, img in store.images(ids).items():
+                zf.writestr(f"inputs/{row_id}.png", encode_png(np.round(img * 255)))
+            for row_id in ids:
+                original = store.original(row_id)
+                if original is not None:
+                    zf.writestr(f"originals/{row_id}.png", encode_png(original))
+    return buf.getvalue()
 
 
 def parse_truth(text: str, n_digits: int) -> list[int]:

@@ -97,6 +97,12 @@ _served: dict[Path, Predictor] = {}
 _broken: set[tuple[Path, int]] = set()  # versions that failed to load are not retried on every call
 
 
+def broken_versions(model_dir: Path | None = None) -> list[int]:
+    """Versions this process could not load (and so skipped), for the pages to report."""
+    model_dir = Path(model_dir or get_settings().model_dir)
+    return sorted(v for d, v in _broken if d == model_dir)
+
+
 def served_predictor(model_dir: Path | None = None) -> Predictor:
     """The predictor of the served (highest) version, shared by all sessions of this process.
 

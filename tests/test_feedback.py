@@ -357,3 +357,24 @@ def test_concurrent_writer_processes(url: str, tmp_path: Path) -> None:
     assert _schema(url) == db.SCHEMA_VERSION
     with db.read_only(store.engine) as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(db.locks)).scalar() == 1
+
+
+def test_export_zip_has_every_row_and_image(store: FeedbackStore) -> None:
+    import csv
+    import io
+    import zipfile
+
+    from digit_app.feedback import decode_png, export_zip
+
+    ids = store.add_many(
+        [_sample(label=d, predicted=(d + 1) % 10, original=np.full((9, 9), 200, np.uint8)) for d in range(4)]
+    )
+    store.add(_sample(label=5))  # no original image
+    with zipfile.ZipFile(io.BytesIO(export_zip(store))) as zf:
+        table = list(csv.DictReader(io.StringIO(zf.read("feedback.csv").decode())))
+        names = set(zf.namelist())
+        assert [int(r["id"]) for r in table] == sorted(ids + [ids[-1] + 1])
+        assert {f"inputs/{i}.png" for i in ids} <= names
+        assert {f"originals/{i}.png" for i in ids} <= names and f"originals/{ids[-1] + 1}.png" not in names
+        original = decode_png(zf.read(f"originals/{ids[0]}.png"))
+        assert original.shape == (9, 9) and int(original[0, 0]) == 200

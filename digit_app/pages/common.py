@@ -13,7 +13,7 @@ import streamlit as st
 
 from digit_app import feedback
 from digit_app.model_store import ModelStoreError
-from digit_app.predictor import Predictor, served_predictor
+from digit_app.predictor import Predictor, broken_versions, served_predictor
 
 log = logging.getLogger("digit_app")
 
@@ -21,7 +21,14 @@ log = logging.getLogger("digit_app")
 def predictor_or_stop() -> Predictor:
     """The served model, or a clear message (never a traceback) when there is none."""
     try:
-        return served_predictor()
+        predictor = served_predictor()
+        skipped = [v for v in broken_versions() if v > predictor.version]
+        if skipped:
+            st.warning(
+                f"Model version {', '.join(map(str, skipped))} could not be loaded (incomplete or corrupt); "
+                f"serving version {predictor.version}, the newest one that works."
+            )
+        return predictor
     except ModelStoreError as exc:
         st.error(f"No model can be served: {exc}")
         st.stop()

@@ -70,6 +70,18 @@ def view() -> None:
         if st.button("Delete everything this session saved", key="delete_mine"):
             n = store.delete_session(session_id())
             st.success(f"Deleted {n} sample(s) saved by this session.")
+        st.caption("Admins: export everything stored, or purge the stored images (the 28x28 inputs stay).")
+        left, right = st.columns(2)
+        if left.button("Prepare export (zip)", key="export"):
+            blob = _admin_call(admin.export_feedback, password)
+            if isinstance(blob, bytes):
+                st.download_button(
+                    "Download feedback.zip", blob, "feedback.zip", "application/zip", key="export_dl"
+                )
+        if right.button("Purge stored images", key="purge"):
+            n = _admin_call(admin.purge_images, password)
+            if isinstance(n, int) and not isinstance(n, bool):
+                st.success(f"Removed the original images of {n} row(s).")
 
 
 @st.fragment(run_every=1.0)
