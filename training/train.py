@@ -2,6 +2,7 @@
 
     python -m training.train                  # the shipped model (default config)
     python -m training.train --epochs 1 --limit 2000 --out /tmp/store/mnist_cnn   # smoke run
+    TF_CONFIG=... python -m training.train --distributed   # one worker of a cluster (see README)
 
 The model is selected on a stratified validation split carved from the 60k training
 images; the 10k test set is used only once, for the final report in the model card.
@@ -10,6 +11,7 @@ images; the 10k test set is used only once, for the final report in the model ca
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -182,6 +184,7 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
+    from training import distributed
     from training.evaluate import write_report
     from training.export import write_extras, write_savedmodel
     from training.model import build_model
@@ -199,38 +202,54 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     steps = steps_per_epoch * cfg.epochs
 
     with strategy.scope():
-        model = build_model(cfg)
+        with distributed.averaged_statistics() if cfg.distributed else contextlib.nullcontext():
+            model = build_model(cfg)
         compile_model(model, cfg, steps, steps_per_epoch)
     selection = SelectionCallback()
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     t_fit = time.perf_counter()
-    history = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=cfg.epochs - settle,
-        verbose=verbose,
-        callbacks=[selection],
-        shuffle=False,
-    )
-    if settle:  # same optimizer and schedule, continued on lightly augmented batches
-        tail = model.fit(
-            settle_ds,
+    if cfg.distributed:  # Keras 3's fit() cannot run under MultiWorkerMirroredStrategy
+        history = distributed.fit(
+            model,
+            strategy,
+            cfg,
+            [(train_ds, cfg.epochs - settle), (settle_ds, settle)],
+            val_ds,
+            global_batch_size=min(cfg.batch_size, data["counts"]["train"]),
+            selection=selection,
+            verbose=verbose,
+        )
+    else:
+        history = model.fit(
+            train_ds,
             validation_data=val_ds,
-            initial_epoch=cfg.epochs - settle,
-            epochs=cfg.epochs,
+            epochs=cfg.epochs - settle,
             verbose=verbose,
             callbacks=[selection],
             shuffle=False,
-        )
-        for key, values in tail.history.items():
-            history.history.setdefault(key, []).extend(values)
+        ).history
+        if settle:  # same optimizer and schedule, continued on lightly augmented batches
+            tail = model.fit(
+                settle_ds,
+                validation_data=val_ds,
+                initial_epoch=cfg.epochs - settle,
+                epochs=cfg.epochs,
+                verbose=verbose,
+                callbacks=[selection],
+                shuffle=False,
+            )
+            for key, values in tail.history.items():
+                history.setdefault(key, []).extend(values)
     fit_seconds = time.perf_counter() - t_fit
     if selection.best_weights is not None:
         model.set_weights(selection.best_weights)
 
     x_te = data["x_test"].astype(np.float32)[..., None] / 255.0
-    probs = model.predict(x_te, batch_size=1024, verbose=0)
+    if cfg.distributed:
+        probs = distributed.predict(model, x_te, batch_size=1024)
+    else:
+        probs = model.predict(x_te, batch_size=1024, verbose=0)
     card: dict[str, Any] = {
         "model_name": cfg.resolved_out().name,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -243,7 +262,7 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
             "outputs": {"probabilities": "float32 [None, 10]"},
         },
         "validation": {"best_accuracy": selection.best_acc, "best_epoch": selection.best_epoch},
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "history": {k: [float(v) for v in vals] for k, vals in history.items()},
         "timings": {
             "fit_seconds": round(fit_seconds, 1),
             "epoch_end_seconds": [round(s, 1) for s in selection.epoch_seconds],
@@ -260,7 +279,9 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
         "files": {"keras": "assets.extra/model.keras", "card": "assets.extra/card.json"},
     }
     if not is_chief():
-        print("not the chief worker: training done, the chief publishes the model")
+        print("not the chief worker: training done, the chief publishes the model", flush=True)
+        if cfg.distributed:
+            distributed.barrier(strategy)  # stay in the cluster until the chief is done
         return card
 
     model_dir = cfg.resolved_out()
@@ -275,6 +296,9 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     except BaseException:
         model_store.discard(staged)
         raise
+    finally:
+        if cfg.distributed:
+            distributed.barrier(strategy)  # published or failed: release the other workers
     return card
 
 
