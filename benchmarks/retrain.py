@@ -157,7 +157,7 @@ process with the default retraining config, timed from process start to the end 
 | corrections learned | **{g["corrections"]["learned"]:.1%}** | >= 95% |
 | MNIST test accuracy, served -> candidate | {g["mnist_test"]["served"]:.2%} -> {g["mnist_test"]["candidate"]:.2%} (**{drop:+.2f}** points drop) | drop <= 0.1 point |
 | outcome | {good["status"]} | published |
-| other wrong drawings (not trained on) now read right | {fixed} of {n_held} | report |
+| other wrong drawings (not trained on) now read right | {f"{fixed} of {n_held}" if good["status"] == "published" else "n/a (nothing published)"} | report |
 | {len(right)} poisoned corrections (right drawings, wrong labels) | **{poison["status"]}**: {poison["message"]} | rejected |
 | poisoned run: MNIST test -> candidate, feedback learned | {p.get("mnist_test", {}).get("candidate", float("nan")):.2%}, {p.get("feedback", {}).get("candidate", float("nan")):.1%} | |
 | poisoned run wall time | {poison["seconds"]:.1f} s | |

@@ -17,6 +17,7 @@ ink on black, the polarity MNIST uses.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import cv2
@@ -26,12 +27,24 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from digit_app.config import Settings, get_settings
 
 # Formats we decode; anything else Pillow knows (PSD, EPS, ...) is refused: less attack surface.
-ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "TIFF", "WEBP", "GIF", "PPM")  # JPEG covers MPO
+# Not PPM/PGM/PBM (never offered): Pillow parses them in Python, and 20 MB of comments in a
+# plain (ASCII) one take it hours (tests/test_fuzz.py, comments.pgm).
+ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "TIFF", "WEBP", "GIF")  # JPEG covers MPO
 FORMAT_NAMES = "PNG, JPEG, BMP, TIFF, WebP or GIF"
 # A side shorter than this cannot hold a recognisable digit (MNIST itself is 28 px, semeion 16 px).
 MIN_SIDE = 8
 # Larger decoded images are shrunk to this longer side: plenty for digits, bounded memory.
 MAX_WORK_SIDE = 2048
+# Each scan of a progressive JPEG is a pass over the whole image, and libjpeg sets no limit:
+# a 1 MB file of 8,000 scans declaring 6300x6300 pixels takes 30 s of CPU, 20 MB of them
+# many minutes. Real files have about 10 (a few dozen with custom scan scripts).
+MAX_JPEG_SCANS = 150
+# Pillow reads a JPEG's marker segments one by one in Python: 5 million empty ones (20 MB)
+# take it 8 s and 300 MB before a pixel is decoded. Real files have a few dozen.
+MAX_JPEG_SEGMENTS = 10_000
+# High bit-depth and transparent images are converted this many pixels at a time: float copies
+# of a whole 40-megapixel image would need well over a gigabyte.
+_BLOCK_PIXELS = 1 << 20
 # Below this alpha-weighted spread of the colour (0..255), the colour carries no drawing and
 # the ink is the alpha channel alone.
 _FLAT_COLOUR_STD = 12.0
@@ -63,8 +76,14 @@ def decode_image(data: bytes, name: str = "upload", settings: Settings | None = 
     with warnings.catch_warnings():
         # Pillow warns (and above twice its limit raises) on decompression bombs: make both errors.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        raw = bytes(data)
+        if raw[:3] == b"\xff\xd8\xff" and (overload := _jpeg_overload(raw)):  # what Pillow takes for a JPEG
+            raise ImageError(
+                f"{name} is damaged or made to overload the decoder: a JPEG with {overload}. "
+                "Save or export it again and re-upload it."
+            )
         try:
-            img = Image.open(io.BytesIO(bytes(data)), formats=ALLOWED_FORMATS)
+            img = Image.open(io.BytesIO(raw), formats=ALLOWED_FORMATS)
         except UnidentifiedImageError:
             raise ImageError(f"{name} is not an image we can read. Upload a {FORMAT_NAMES} file.") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -112,6 +131,33 @@ def _reason(exc: BaseException) -> str:
     return text[:120] if text else type(exc).__name__
 
 
+# A JPEG marker: 0xFF and a code that is not a stuffed 0x00, a restart marker or a fill byte.
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def _jpeg_overload(data: bytes) -> str | None:
+    """What would make this JPEG cost far more to decode than its size suggests, or None.
+
+    Walks the first image's marker segments as a decoder does: each is skipped by its length
+    (a thumbnail inside EXIF is not counted), the entropy-coded data after a scan header is
+    searched for the next marker, and the first EOI ends the image (whatever follows it, e.g.
+    a motion photo's video, is not looked at). Stops at the first limit exceeded.
+    """
+    scans, segments, pos = 0, 0, 2
+    while (found := _JPEG_MARKER.search(data, pos)) is not None:
+        pos, code = found.start(), data[found.start() + 1]
+        if code == 0xD9:  # EOI
+            break
+        scans += code == 0xDA
+        segments += 1
+        if scans > MAX_JPEG_SCANS:
+            return f"more than {MAX_JPEG_SCANS} scans (normal photos have about 10)"
+        if segments > MAX_JPEG_SEGMENTS:
+            return f"more than {MAX_JPEG_SEGMENTS:,} marker segments (normal photos have a few dozen)"
+        pos += 2 if code in (0x01, 0xD8) else 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return None
+
+
 def _oriented(img: Image.Image) -> Image.Image:
     """Apply the EXIF orientation (phone photos); a broken EXIF block is ignored, not fatal."""
     try:
@@ -121,18 +167,34 @@ def _oriented(img: Image.Image) -> Image.Image:
     return out if out is not None else img
 
 
+def _row_blocks(shape: tuple[int, ...]) -> list[slice]:
+    """Slices of rows of about _BLOCK_PIXELS pixels, covering an (H, W) image."""
+    step = max(1, _BLOCK_PIXELS // max(1, shape[1]))
+    return [slice(top, top + step) for top in range(0, shape[0], step)]
+
+
+def _finite(block: np.ndarray) -> np.ndarray:
+    a = np.asarray(block, dtype=np.float64)
+    return np.where(np.isfinite(a), a, 0.0)
+
+
 def _scale_to_8bit(arr: np.ndarray) -> np.ndarray:
-    """High bit-depth or float pixels -> 0..255 by the image's own range (no clipping at 255)."""
-    a = np.asarray(arr, dtype=np.float64)
-    a = np.where(np.isfinite(a), a, 0.0)
-    lo = min(float(a.min()), 0.0)
-    a = a - lo
-    hi = float(a.max())
+    """High bit-depth or float (H, W) pixels -> 0..255 by the image's own range (no clipping at 255).
+
+    Block by block (see _BLOCK_PIXELS); non-finite values count as 0.
+    """
+    arr = np.asarray(arr)
+    blocks = _row_blocks(arr.shape)
+    lo = min(min(float(_finite(arr[rows]).min()) for rows in blocks), 0.0)
+    hi = max(float(_finite(arr[rows]).max()) for rows in blocks) - lo
+    out = np.zeros(arr.shape, np.uint8)
     if hi <= 0:
-        return np.zeros(a.shape, np.uint8)
+        return out
     if arr.dtype.kind == "f" and lo == 0.0 and hi <= 1.0:
         hi = 1.0  # a float image already in 0..1
-    return np.clip(np.round(a * (255.0 / hi)), 0, 255).astype(np.uint8)
+    for rows in blocks:
+        out[rows] = np.clip(np.round((_finite(arr[rows]) - lo) * (255.0 / hi)), 0, 255)
+    return out
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
@@ -155,8 +217,8 @@ def _to_gray(img: Image.Image) -> np.ndarray:
     if has_alpha:
         if mode not in ("RGBA", "LA"):
             img = img.convert("RGBA")
-        la = img.convert("LA")  # Pillow's own ITU-R 601 luma, computed in C
-        gray, alpha = (np.asarray(band, dtype=np.uint8) for band in la.split())
+        gray = np.asarray(img.convert("L"), dtype=np.uint8)  # Pillow's own ITU-R 601 luma, in C
+        alpha = np.asarray(img.getchannel("A"), dtype=np.uint8)
         return _shrunk(composite_alpha(gray, alpha))
     if mode not in ("RGB", "P"):  # CMYK, YCbCr, LAB, HSV, ...
         img = img.convert("RGB")
@@ -180,19 +242,30 @@ def composite_alpha(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     is the same everywhere the image is visible, the drawing is in the alpha channel only;
     then the background is the opposite of that colour (white ink -> black background).
     A fully transparent or fully opaque alpha channel carries nothing and is ignored.
+    Computed block by block (see _BLOCK_PIXELS).
     """
-    g = np.asarray(gray, dtype=np.float32)
-    a = np.asarray(alpha, dtype=np.float32) / 255.0
-    if a.min() >= 1.0 or a.max() <= 0.0:
-        return np.clip(np.round(g), 0, 255).astype(np.uint8)
-    w = a.sum()
-    mean = float((g * a).sum() / w)
-    std = float(np.sqrt(max(((g - mean) ** 2 * a).sum() / w, 0.0)))
+    gray, alpha = np.asarray(gray), np.asarray(alpha)
+    blocks = _row_blocks(gray.shape)
+
+    def g_a(rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(gray[rows], dtype=np.float32), np.asarray(alpha[rows], dtype=np.float32) / 255.0
+
+    out = np.empty(gray.shape, np.uint8)
+    if float(alpha.min()) / 255.0 >= 1.0 or float(alpha.max()) <= 0.0:
+        for rows in blocks:
+            out[rows] = np.clip(np.round(g_a(rows)[0]), 0, 255)
+        return out
+    w = sum(float(a.sum()) for _, a in map(g_a, blocks))
+    mean = sum(float((g * a).sum()) for g, a in map(g_a, blocks)) / w
+    var = sum(float(((g - mean) ** 2 * a).sum()) for g, a in map(g_a, blocks)) / w
+    std = float(np.sqrt(max(var, 0.0)))
     background = 255.0
     if std < _FLAT_COLOUR_STD and mean >= 128:
         background = 0.0  # light strokes on a transparent background: show them on black
-    out = g * a + background * (1.0 - a)
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    for rows in blocks:
+        g, a = g_a(rows)
+        out[rows] = np.clip(np.round(g * a + background * (1.0 - a)), 0, 255)
+    return out
 
 
 def canvas_to_gray(rgba: np.ndarray) -> np.ndarray:
