@@ -191,6 +191,7 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     strategy = _strategy(cfg)  # first: collective ops must be configured before any other TF op
+    commit = git_commit()  # at the start: the code this run trains with
     keras.utils.set_random_seed(cfg.seed)
     mnist = load_mnist(cfg.data_dir)
     data = make_datasets(cfg, mnist)
@@ -253,7 +254,7 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     card: dict[str, Any] = {
         "model_name": cfg.resolved_out().name,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "config": cfg.to_dict(),
         "data": {"source": mnist.source, "sha256": mnist.sha256, "counts": data["counts"]},
         "signature": {
