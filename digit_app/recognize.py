@@ -1,21 +1,30 @@
 """Image in, digits out: preprocessing plus one batched call to the Predictor.
 
 `recognize` is what the pages, the CLI and the benchmarks call. All digits of an image go to
-the model in one `predict_probabilities` batch. A digit the model is unsure about is shown as
-"?"; an image without a digit gives an empty string and a message saying so.
+the model in one `predict_probabilities` batch; when segmentation already asked the model
+about the digits it kept (multi mode), those answers are used and the model is not asked
+again. `recognize_batch` does the same for many images with one batch for all of their
+digits. A digit the model is unsure about is shown as "?"; an image without a digit gives an
+empty string and a message saying so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from digit_app.imageio import canvas_to_gray
 from digit_app.preprocess import DigitCrop, Stages, preprocess_multi, preprocess_single
 
 NO_DIGIT_MESSAGE = "No digit found. Draw or upload a darker, larger digit."
+# `recognize_batch` predicts the digits of this many images at a time, while it prepares the
+# next ones (the model runs in TensorFlow's threads, preprocessing in this one).
+BATCH_CHUNK = 512
 
 
 class _Predicts(Protocol):
@@ -55,19 +64,39 @@ class Result:
         return bool(self.detail)
 
 
-def crops_for(image: np.ndarray, single: bool, predictor: _Predicts | None = None) -> list[DigitCrop]:
+def _to_gray(image: np.ndarray) -> np.ndarray:
+    """(H, W) grayscale as given, or the canvas's RGBA / an RGB array as `canvas_to_gray` sees it."""
+    arr = np.asarray(image)
+    if arr.ndim != 3:
+        return arr
+    if arr.dtype == np.uint8 and arr.shape[2] == 4 and min(arr.shape[:2]) > 0:
+        # The usual canvas: opaque, grey strokes (R = G = B). Its luma is any one channel, so
+        # `canvas_to_gray` of that channel alone is the same image, without the float luma.
+        r, g, b, a = cv2.split(np.ascontiguousarray(arr))
+        if cv2.minMaxLoc(a)[0] == 255 and np.array_equal(r, g) and np.array_equal(r, b):
+            return canvas_to_gray(r)
+    return canvas_to_gray(arr)
+
+
+def crops_for(
+    image: np.ndarray, single: bool, predictor: _Predicts | None = None, stages: bool = True
+) -> list[DigitCrop]:
     """The 28x28 inputs for an image: one digit (`single`) or every digit, left to right.
 
     With a predictor, touching digits are split the way the model reads most confidently.
+    `stages=False` drops the intermediate images (full-size arrays) to save memory.
     """
-    gray = np.asarray(image)
-    if gray.ndim == 3:  # the canvas's RGBA (or an RGB array)
-        gray = canvas_to_gray(gray)
+    gray = _to_gray(image)
     if single:
         st = preprocess_single(gray)
-        return [] if st is None else [DigitCrop(st.bbox, st.final, st)]
-    scorer = predictor.predict_probabilities if predictor is not None else None
-    return preprocess_multi(gray, scorer)
+        crops = [] if st is None else [DigitCrop(st.bbox, st.final, st)]
+    else:
+        scorer = predictor.predict_probabilities if predictor is not None else None
+        crops = preprocess_multi(gray, scorer)
+    if not stages:
+        for c in crops:
+            c.stages = None
+    return crops
 
 
 def recognize(image: np.ndarray, predictor: _Predicts, single: bool = True) -> Result:
@@ -78,11 +107,61 @@ def recognize(image: np.ndarray, predictor: _Predicts, single: bool = True) -> R
     return results_for(crops, predictor)
 
 
+def recognize_batch(
+    images: Sequence[np.ndarray], predictor: _Predicts, single: bool = True, stages: bool = False
+) -> list[Result]:
+    """Many images -> one Result each, with one model call for the digits of all of them.
+
+    Larger batches go to the model BATCH_CHUNK images at a time, each chunk predicted while
+    the next is prepared. Multi mode still asks the model during segmentation of each image
+    that needs it. Without `stages` the intermediate images are not kept (a large batch would
+    hold them all).
+    """
+    images = list(images)
+    if len(images) <= BATCH_CHUNK:
+        return results_for_many([crops_for(image, single, predictor, stages) for image in images], predictor)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict") as pool:
+        pending = []
+        for start in range(0, len(images), BATCH_CHUNK):
+            crops = [
+                crops_for(image, single, predictor, stages) for image in images[start : start + BATCH_CHUNK]
+            ]
+            pending.append(pool.submit(results_for_many, crops, predictor))
+        return [result for future in pending for result in future.result()]
+
+
 def results_for(crops: list[DigitCrop], predictor: _Predicts) -> Result:
     """Classify prepared crops in one batch."""
-    batch = np.stack([c.image for c in crops]).astype(np.float32)[..., None]
-    probs = np.asarray(predictor.predict_probabilities(batch), dtype=np.float64)
+    return results_for_many([crops], predictor)[0]
+
+
+def results_for_many(crops_per_image: Sequence[list[DigitCrop]], predictor: _Predicts) -> list[Result]:
+    """Classify the prepared crops of many images in one batch; one Result per image.
+
+    Crops that segmentation already scored with this predictor keep those probabilities.
+    """
+    own = predictor.predict_probabilities
+    todo = [c for crops in crops_per_image for c in crops if c.probabilities is None or c.scored_by != own]
+    if todo:
+        batch = np.stack([c.image for c in todo]).astype(np.float32)[..., None]
+        fresh = iter(np.asarray(own(batch), dtype=np.float64))
     threshold = float(getattr(predictor, "unsure_threshold", 0.5))
+    out = []
+    for crops in crops_per_image:
+        if not crops:
+            out.append(Result("", 0.0, [], NO_DIGIT_MESSAGE))
+            continue
+        probs = [
+            next(fresh)
+            if c.probabilities is None or c.scored_by != own
+            else np.asarray(c.probabilities, np.float64)
+            for c in crops
+        ]
+        out.append(_result(crops, probs, threshold))
+    return out
+
+
+def _result(crops: list[DigitCrop], probs: list[np.ndarray], threshold: float) -> Result:
     detail = []
     for crop, p in zip(crops, probs):
         label = int(p.argmax())

@@ -15,9 +15,11 @@ from digit_app.preprocess import (
     normalize_digit,
     preprocess_multi,
     preprocess_single,
+    scale_to_box,
     segment,
     stroke_width,
     to_ink,
+    to_ink_detail,
 )
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -368,3 +370,169 @@ def test_multi_mode_keeps_a_long_bar_but_drops_an_underline():
     row_mask = to_ink(row, multi=True)[1]
     assert not row_mask[100:110, 250:].any()  # the line beyond the digits is gone
     assert len(segment(row_mask)) == 3
+
+
+# --- the shortcut for clean inputs (canvas drawings) ---------------------------------------
+
+
+def canvas(
+    strokes: list[list[tuple[int, int]]], width: int = 18, size: tuple[int, int] = (280, 280)
+) -> np.ndarray:
+    """White anti-aliased strokes on a black canvas, as the drawing page gets them."""
+    img = np.zeros(size, np.uint8)
+    for stroke in strokes:
+        pts = np.array(stroke, np.int32).reshape(-1, 1, 2)
+        cv2.polylines(img, [pts], False, 255, width, cv2.LINE_AA)
+        if len(stroke) == 1:
+            cv2.circle(img, tuple(stroke[0]), width // 2, 255, -1, cv2.LINE_AA)
+    return img
+
+
+TWO = [[(80, 90), (120, 50), (180, 60), (190, 110), (90, 230), (200, 230)]]
+FOUR = [[(150, 40), (70, 170), (200, 170)], [(175, 90), (172, 245)]]  # two strokes, not touching
+CLEAN_CANVASES = {
+    "two": canvas(TWO),
+    "four in two strokes": canvas(FOUR),
+    "thin pen": canvas(TWO, width=3),
+    "bold small": canvas([[(120, 110), (160, 110), (130, 170)]], width=24),
+    "with a stray click": canvas(TWO + [[(240, 40)]], width=12),
+    "small speck": canvas(TWO + [[(240, 240), (241, 241)]], width=2),
+    "one bar across": canvas([[(30, 60), (250, 60), (150, 250)]]),
+    "seven (putText)": cv2.putText(
+        np.zeros((280, 280), np.uint8), "7", (70, 230), FONT, 7.0, 255, 18, cv2.LINE_AA
+    ),
+    "mnist-sized": cv2.putText(np.zeros((28, 28), np.uint8), "3", (6, 24), FONT, 0.8, 255, 2, cv2.LINE_AA),
+}
+
+
+@pytest.mark.parametrize("name", list(CLEAN_CANVASES))
+def test_clean_shortcut_gives_the_general_result(name):
+    img = CLEAN_CANVASES[name]
+    fast_ink, fast_mask, info = to_ink_detail(img)
+    ink, mask = to_ink(img, fast=False)
+    assert info.method == "clean" or name == "mnist-sized"  # the shortcut was taken
+    assert np.array_equal(fast_ink, ink) and np.array_equal(fast_mask, mask)
+    a, b = preprocess_single(img), preprocess_single(img, fast=False)
+    assert (a is None) == (b is None)
+    if a is not None:
+        assert a.method == "clean" or name == "mnist-sized"
+        assert a.bbox == b.bbox and np.abs(a.final - b.final).max() < 1e-3
+    for multi_a, multi_b in zip(preprocess_multi(img), preprocess_multi(img, fast=False), strict=True):
+        assert multi_a.box == multi_b.box and np.abs(multi_a.image - multi_b.image).max() < 1e-3
+
+
+def test_clean_shortcut_on_a_row_of_digits():
+    img = np.zeros((140, 600), np.uint8)
+    cv2.putText(img, "2031", (30, 110), FONT, 3.5, 255, 12, cv2.LINE_AA)
+    cv2.circle(img, (560, 100), 4, 255, -1, cv2.LINE_AA)  # a dot
+    underlined = img.copy()
+    cv2.line(underlined, (25, 122), (575, 122), 255, 3, cv2.LINE_AA)
+    for row in (img, underlined):
+        ink, mask, info = to_ink_detail(row, multi=True)
+        assert info.method == "clean"
+        general_ink, general_mask = to_ink(row, multi=True, fast=False)
+        assert np.array_equal(ink, general_ink) and np.array_equal(mask, general_mask)
+        fake = FakePredictor()
+        a = preprocess_multi(row, fake.predict_probabilities)
+        b = preprocess_multi(row, fake.predict_probabilities, fast=False)
+        assert len(a) == 4 and [c.box for c in a] == [c.box for c in b]
+        assert max(np.abs(x.image - y.image).max() for x, y in zip(a, b)) < 1e-3
+    assert "removed ruled/grid lines" in info.notes  # the underline went, as in the general path
+
+
+@pytest.mark.parametrize(
+    "img",
+    [
+        draw("5"),  # dark ink on white paper
+        255 - draw("5", paper=200),  # a grey background
+        canvas([[(0, 100), (140, 100), (140, 250)]]),  # ink reaching the border
+        np.full((100, 100), 0, np.uint8),
+    ],
+)
+def test_other_inputs_take_the_general_path(img):
+    assert to_ink_detail(img)[2].method != "clean"
+
+
+def test_clean_shortcut_drops_specks_like_the_general_path():
+    img = canvas(TWO)
+    cv2.circle(img, (250, 250), 1, 255, -1)  # a 5-pixel speck far from the digit
+    st = preprocess_single(img)
+    assert st is not None and st.bbox == preprocess_single(canvas(TWO)).bbox
+
+
+def test_the_canvas_rgba_shortcut_matches_canvas_to_gray():
+    from digit_app.recognize import _to_gray
+
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., 3] = 255
+    cv2.putText(rgba, "8", (70, 230), FONT, 7.0, (255, 255, 255, 255), 18, cv2.LINE_AA)
+    assert np.array_equal(_to_gray(rgba), canvas_to_gray(rgba))
+    white = np.full((280, 280, 4), 255, np.uint8)  # dark strokes on a white canvas
+    cv2.putText(white, "8", (70, 230), FONT, 7.0, (0, 0, 0, 255), 18, cv2.LINE_AA)
+    assert np.array_equal(_to_gray(white), canvas_to_gray(white))
+    colour = rgba.copy()
+    colour[..., 1] //= 2  # coloured strokes: the luma, as canvas_to_gray computes it
+    assert np.array_equal(_to_gray(colour), canvas_to_gray(colour))
+
+
+def test_multi_mode_reuses_the_segmentation_scores():
+    from digit_app.recognize import crops_for, recognize, results_for
+
+    img = draw("2026", size=(140, 420), org=(20, 110), scale=3.5, thickness=10)
+    fake = FakePredictor()
+    res = recognize(img, fake, single=False)
+    assert res.digits == "7777" and fake.calls == 1  # the scores of segmentation are the answer
+    other = FakePredictor(0.8)
+    again = results_for(crops_for(img, False, fake), other)  # another model: asked afresh
+    assert other.calls == 1 and abs(again.detail[0].confidence - 0.8) < 1e-6
+
+
+def test_recognize_batch_is_one_call_and_matches_recognize():
+    from digit_app.recognize import recognize, recognize_batch
+
+    images = [draw("5"), np.full((100, 100), 255, np.uint8), CLEAN_CANVASES["two"], draw("3")]
+    fake = FakePredictor()
+    results = recognize_batch(images, fake)
+    assert fake.calls == 1 and [r.digits for r in results] == ["7", "", "7", "7"]
+    for img, r in zip(images, results):
+        one = recognize(img, FakePredictor())
+        assert one.digits == r.digits and [d.box for d in one.detail] == [d.box for d in r.detail]
+        assert all(d.stages is None for d in r.detail)  # not kept by default in a batch
+
+
+def test_recognize_batch_in_chunks(monkeypatch):
+    from digit_app import recognize as rec
+
+    monkeypatch.setattr(rec, "BATCH_CHUNK", 2)  # predicted while the next chunk is prepared
+    images = [CLEAN_CANVASES["two"], np.full((100, 100), 255, np.uint8), draw("3"), draw("5"), draw("1")]
+    fake = FakePredictor()
+    results = rec.recognize_batch(images, fake)
+    assert fake.calls == 3 and [r.digits for r in results] == ["7", "", "7", "7", "7"]
+    multi = rec.recognize_batch(
+        [draw("2026", size=(140, 420), org=(20, 110), scale=3.5, thickness=10)] * 3, fake, single=False
+    )
+    assert [r.digits for r in multi] == ["7777"] * 3
+
+
+def test_scale_to_box_is_area_averaging_as_opencv_does_it():
+    rng = np.random.default_rng(3)
+    for h, w in [(223, 143), (100, 100), (57, 31), (21, 400), (40, 20)]:
+        crop = rng.integers(0, 256, (h, w)).astype(np.uint8)
+        s = BOX / max(h, w)
+        reference = cv2.resize(
+            crop.astype(np.float32),
+            (max(1, round(w * s)), max(1, round(h * s))),
+            interpolation=cv2.INTER_AREA,
+        )
+        got = scale_to_box(crop)
+        assert got.shape == reference.shape
+        assert np.abs(got - reference / reference.max()).max() < 1e-5
+
+
+def test_centre_of_mass_of_thin_images():
+    rng = np.random.default_rng(5)
+    for shape in [(20, 2), (20, 1), (2, 20), (13, 9)]:  # (N, 2) is never taken for a list of points
+        img = rng.random(shape).astype(np.float32)
+        ys, xs = np.indices(shape)
+        expected = ((img * xs).sum() / img.sum(), (img * ys).sum() / img.sum())
+        assert np.allclose(center_of_mass(img), expected, atol=1e-6)
