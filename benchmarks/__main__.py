@@ -1,7 +1,7 @@
 """Run every benchmark and refresh BENCHMARKS.md: `python -m benchmarks` (or `make bench`).
 
 python -m benchmarks                      # all
-python -m benchmarks training speed       # some: training, handwriting, speed, browser_latency
+python -m benchmarks training speed       # some: training, handwriting, speed, browser_latency, retrain, tflite
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ORDER = ("training", "handwriting", "speed", "browser_latency")
+ORDER = ("training", "handwriting", "speed", "browser_latency", "retrain", "tflite")
 
 
 def main(argv: list[str] | None = None) -> int:
