@@ -348,17 +348,18 @@ def _clean_ink_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     if the input is not clean; (0, 0, 0, 0) for a blank image."""
     h, w = gray.shape
     n = h * w
-    nnz = cv2.countNonZero(gray)
-    if nnz == 0:
-        return (0, 0, 0, 0)
-    if 2 * nnz >= n:
-        return None  # the black background is not the majority
     box = cv2.boundingRect(gray)
     x, y, bw, bh = box
+    if bw == 0:
+        return (0, 0, 0, 0)
     b = max(2, min(h, w) // 20)  # the widest border any general-path test looks at
     if x < b or y < b or x + bw > w - b or y + bh > h - b:
         return None
-    white = cv2.countNonZero(cv2.inRange(gray[y : y + bh, x : x + bw], 255, 255))
+    crop = gray[y : y + bh, x : x + bw]  # all the ink
+    nnz = cv2.countNonZero(crop)
+    if 2 * nnz >= n:
+        return None  # the black background is not the majority
+    white = cv2.countNonZero(cv2.inRange(crop, 255, 255))
     # The 99.5th percentile of the image (its contrast) and the 90th of the ink (the level it
     # is stretched to) are both 255, one more pixel of margin for the percentiles' rounding.
     if white < n - math.floor(0.995 * (n - 1)) + 1 or white < nnz - math.floor(0.9 * (nnz - 1)) + 1:

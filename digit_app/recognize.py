@@ -24,7 +24,7 @@ from digit_app.preprocess import DigitCrop, Stages, preprocess_multi, preprocess
 NO_DIGIT_MESSAGE = "No digit found. Draw or upload a darker, larger digit."
 # `recognize_batch` predicts the digits of this many images at a time, while it prepares the
 # next ones (the model runs in TensorFlow's threads, preprocessing in this one).
-BATCH_CHUNK = 512
+BATCH_CHUNK = 256
 
 
 class _Predicts(Protocol):

@@ -417,8 +417,12 @@ def test_clean_shortcut_gives_the_general_result(name):
     if a is not None:
         assert a.method == "clean" or name == "mnist-sized"
         assert a.bbox == b.bbox and np.abs(a.final - b.final).max() < 1e-3
-    for multi_a, multi_b in zip(preprocess_multi(img), preprocess_multi(img, fast=False), strict=True):
-        assert multi_a.box == multi_b.box and np.abs(multi_a.image - multi_b.image).max() < 1e-3
+    for scorer in (None, FakePredictor().predict_probabilities, FakePredictor(0.2).predict_probabilities):
+        fast_crops, general = preprocess_multi(img, scorer), preprocess_multi(img, scorer, fast=False)
+        for multi_a, multi_b in zip(fast_crops, general, strict=True):
+            assert multi_a.box == multi_b.box and np.abs(multi_a.image - multi_b.image).max() < 1e-3
+            assert multi_a.stages.bbox == multi_b.stages.bbox
+            assert np.array_equal(multi_a.stages.mask, multi_b.stages.mask)
 
 
 def test_clean_shortcut_on_a_row_of_digits():
