@@ -17,25 +17,6 @@ import numpy as np
 
 from benchmarks.report import write_section
 
-# Installed before each drawing; kept in window.__latency (evaluate() would wait for a returned promise).
-_WATCH = """
-(n) => { window.__latency = new Promise((resolve) => {
-  let up = null;
-  document.addEventListener('mouseup', () => { up = performance.now(); }, {capture: true, once: true});
-  const re = new RegExp('\\\\b' + n + ' strokes?\\\\b');
-  const done = () => {
-    const caption = [...document.querySelectorAll('[data-testid="stCaptionContainer"], [data-testid="stAlertContainer"]')]
-      .some(e => re.test(e.innerText));
-    const stale = document.querySelector('[data-stale="true"]');
-    const running = document.querySelector('[data-testid="stStatusWidget"]')?.innerText.includes('Running');
-    return up !== null && caption && !stale && !running;
-  };
-  const tick = () => { if (done()) { resolve(performance.now() - up); } else { requestAnimationFrame(tick); } };
-  requestAnimationFrame(tick);
-  setTimeout(() => resolve(-1), 20000);
-}); }
-"""
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -44,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drawings", type=int, default=40, help="Pendigits drawings to time.")
     args = parser.parse_args(argv)
 
-    from tests.browser_support import chromium, streamlit_server
+    from tests.browser_support import LATENCY_WATCH, chromium, streamlit_server
     from tests.handwriting import pendigits, strokes_on_canvas
 
     samples = [s for s in pendigits() if len(s["strokes"]) == 1][: args.drawings]
@@ -60,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             for sample in samples:
                 box = canvas.bounding_box()
                 stroke = strokes_on_canvas(sample)[0]
-                page.evaluate(_WATCH, 1)
+                page.evaluate(LATENCY_WATCH, [1, 20000])
                 page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
                 page.mouse.down()
                 for x, y in stroke[1:]:

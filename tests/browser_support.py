@@ -150,3 +150,25 @@ def reset(page: object) -> None:
         "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')].some(e => e.innerText.trim() === '–')",
         timeout=20_000,
     )
+
+
+# Installed before the last stroke of a drawing; the promise is kept in window.__latency (evaluate()
+# would wait for a returned promise) and resolves to ms from `mouseup` to the finished script run
+# showing the result for all n strokes, or -1 after `give_up_ms`.
+LATENCY_WATCH = """
+([n, giveUpMs]) => { window.__latency = new Promise((resolve) => {
+  let up = null;
+  document.addEventListener('mouseup', () => { up = performance.now(); }, {capture: true, once: true});
+  const re = new RegExp('\\\\b' + n + ' strokes?\\\\b');
+  const done = () => {
+    const shown = [...document.querySelectorAll('[data-testid="stCaptionContainer"], [data-testid="stAlertContainer"]')]
+      .some(e => re.test(e.innerText));
+    const stale = document.querySelector('[data-stale="true"]');
+    const running = document.querySelector('[data-testid="stStatusWidget"]')?.innerText.includes('Running');
+    return up !== null && shown && !stale && !running;
+  };
+  const tick = () => { if (done()) { resolve(performance.now() - up); } else { requestAnimationFrame(tick); } };
+  requestAnimationFrame(tick);
+  setTimeout(() => resolve(-1), giveUpMs);
+}); }
+"""

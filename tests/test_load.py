@@ -20,31 +20,13 @@ import pytest
 from digit_app import db
 from digit_app.config import PROJECT_ROOT
 from digit_app.feedback import FeedbackStore
-from tests.browser_support import CHROMIUM_FLAGS, chromium_path, streamlit_server
+from tests.browser_support import CHROMIUM_FLAGS, LATENCY_WATCH, chromium_path, streamlit_server
 from tests.handwriting import handwriting_dir, pendigits, strokes_on_canvas
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 SESSIONS = int(os.environ.get("LOAD_SESSIONS", "20"))
 ROUNDS = 3
-
-_WATCH = """
-(n) => { window.__latency = new Promise((resolve) => {
-  let up = null;
-  document.addEventListener('mouseup', () => { up = performance.now(); }, {capture: true, once: true});
-  const re = new RegExp('\\\\b' + n + ' strokes?\\\\b');
-  const tick = () => {
-    const shown = [...document.querySelectorAll('[data-testid="stCaptionContainer"], [data-testid="stAlertContainer"]')]
-      .some(e => re.test(e.innerText));
-    const running = document.querySelector('[data-testid="stStatusWidget"]')?.innerText.includes('Running');
-    if (up !== null && shown && !document.querySelector('[data-stale="true"]') && !running) {
-      resolve(performance.now() - up);
-    } else { requestAnimationFrame(tick); }
-  };
-  requestAnimationFrame(tick);
-  setTimeout(() => resolve(-1), 60000);
-}); }
-"""
 
 
 async def _session(browser: object, url: str, samples: list[dict], stats: dict, delay: float) -> None:
@@ -61,7 +43,7 @@ async def _session(browser: object, url: str, samples: list[dict], stats: dict, 
             box = await canvas.bounding_box()
             for i, stroke in enumerate(strokes):
                 if i == len(strokes) - 1:
-                    await page.evaluate(_WATCH, len(strokes))
+                    await page.evaluate(LATENCY_WATCH, [len(strokes), 60000])
                 await page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
                 await page.mouse.down()
                 for x, y in stroke[1:]:
