@@ -51,8 +51,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ServerURL(str):
+    """The server's URL, carrying its process so a fault test can kill it."""
+
+    process: subprocess.Popen
+
+
 @contextlib.contextmanager
-def streamlit_server(env_extra: dict[str, str] | None = None, timeout: float = 60.0) -> Iterator[str]:
+def streamlit_server(env_extra: dict[str, str] | None = None, timeout: float = 60.0) -> Iterator[ServerURL]:
     """Start `streamlit run app.py` on a free loopback port; yields its URL and stops it after."""
     port = free_port()
     env = {**os.environ, **(env_extra or {}), "PYTHONUNBUFFERED": "1"}
@@ -82,7 +88,8 @@ def streamlit_server(env_extra: dict[str, str] | None = None, timeout: float = 6
             stdout=fh,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.process = proc
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -97,11 +104,12 @@ def streamlit_server(env_extra: dict[str, str] | None = None, timeout: float = 6
             time.sleep(0.25)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if proc.poll() is None:  # a fault test may have killed it already
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @contextlib.contextmanager
