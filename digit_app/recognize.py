@@ -11,7 +11,6 @@ empty string and a message saying so.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,9 +21,10 @@ from digit_app.imageio import canvas_to_gray
 from digit_app.preprocess import DigitCrop, Stages, preprocess_multi, preprocess_single
 
 NO_DIGIT_MESSAGE = "No digit found. Draw or upload a darker, larger digit."
-# `recognize_batch` predicts the digits of this many images at a time, while it prepares the
-# next ones (the model runs in TensorFlow's threads, preprocessing in this one).
-BATCH_CHUNK = 256
+# `recognize_batch` prepares and then predicts this many images at a time. Few, large chunks:
+# TensorFlow's threads keep spinning after each call and slow the preprocessing that follows
+# (10,000 drawings on 2 cores: 4.1 s in chunks of 256, 2.9 s in chunks of 4096).
+BATCH_CHUNK = 4096
 
 
 class _Predicts(Protocol):
@@ -110,24 +110,20 @@ def recognize(image: np.ndarray, predictor: _Predicts, single: bool = True) -> R
 def recognize_batch(
     images: Sequence[np.ndarray], predictor: _Predicts, single: bool = True, stages: bool = False
 ) -> list[Result]:
-    """Many images -> one Result each, with one model call for the digits of all of them.
+    """Many images -> one Result each, with one model call per chunk of BATCH_CHUNK images.
 
-    Larger batches go to the model BATCH_CHUNK images at a time, each chunk predicted while
-    the next is prepared. Multi mode still asks the model during segmentation of each image
-    that needs it. Without `stages` the intermediate images are not kept (a large batch would
-    hold them all).
+    Chunks keep memory bounded for large batches. They run one after the other: predicting a
+    chunk in a thread while the next is prepared was measured slower (3.6 s against 2.9 s for
+    10,000 drawings on 2 cores), as TensorFlow's busy threads starve the preprocessing. Multi
+    mode still asks the model during segmentation of each image that needs it. Without
+    `stages` the intermediate images are not kept (a large batch would hold them all).
     """
     images = list(images)
-    if len(images) <= BATCH_CHUNK:
-        return results_for_many([crops_for(image, single, predictor, stages) for image in images], predictor)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict") as pool:
-        pending = []
-        for start in range(0, len(images), BATCH_CHUNK):
-            crops = [
-                crops_for(image, single, predictor, stages) for image in images[start : start + BATCH_CHUNK]
-            ]
-            pending.append(pool.submit(results_for_many, crops, predictor))
-        return [result for future in pending for result in future.result()]
+    out: list[Result] = []
+    for start in range(0, len(images), BATCH_CHUNK):
+        chunk = images[start : start + BATCH_CHUNK]
+        out += results_for_many([crops_for(image, single, predictor, stages) for image in chunk], predictor)
+    return out
 
 
 def results_for(crops: list[DigitCrop], predictor: _Predicts) -> Result:
