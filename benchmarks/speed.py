@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from digit_app.imageio import canvas_to_gray
     from digit_app.predictor import served_predictor
-    from digit_app.recognize import BATCH_CHUNK, crops_for, recognize, recognize_batch, results_for_many
+    from digit_app.recognize import crops_for, recognize, recognize_batch, results_for_many
     from tests.handwriting import pendigits
 
     predictor = served_predictor()
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     grays = [canvas_to_gray(c) for c in canvases]
     n = args.batch
     batch = [grays[i % len(grays)] for i in range(n)]
-    recognize_batch(batch[: 3 * BATCH_CHUNK + 1], predictor)  # warm-up: batch sizes, the predict thread
+    recognize_batch(batch[:2049], predictor)  # warm-up: the model sees its batch sizes once
     runs = []
     for _ in range(3):  # the median of three runs, so one hiccup of a shared machine does not decide
         t = time.perf_counter()

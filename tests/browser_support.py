@@ -162,7 +162,8 @@ def reset(page: object) -> None:
 
 # Installed before the last stroke of a drawing; the promise is kept in window.__latency (evaluate()
 # would wait for a returned promise) and resolves to ms from `mouseup` to the finished script run
-# showing the result for all n strokes, or -1 after `give_up_ms`.
+# showing the result for all n strokes, or -1 after `give_up_ms`. The page is checked on every DOM
+# change (and every 10 ms), not once per animation frame, which headless Chromium may throttle.
 LATENCY_WATCH = """
 ([n, giveUpMs]) => { window.__latency = new Promise((resolve) => {
   let up = null;
@@ -175,8 +176,13 @@ LATENCY_WATCH = """
     const running = document.querySelector('[data-testid="stStatusWidget"]')?.innerText.includes('Running');
     return up !== null && shown && !stale && !running;
   };
-  const tick = () => { if (done()) { resolve(performance.now() - up); } else { requestAnimationFrame(tick); } };
-  requestAnimationFrame(tick);
+  let finished = false;
+  const check = () => {
+    if (!finished && done()) { finished = true; resolve(performance.now() - up); obs.disconnect(); clearInterval(timer); }
+  };
+  const obs = new MutationObserver(check);
+  obs.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+  const timer = setInterval(check, 10);
   setTimeout(() => resolve(-1), giveUpMs);
 }); }
 """

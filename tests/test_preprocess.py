@@ -507,7 +507,7 @@ def test_recognize_batch_is_one_call_and_matches_recognize():
 def test_recognize_batch_in_chunks(monkeypatch):
     from digit_app import recognize as rec
 
-    monkeypatch.setattr(rec, "BATCH_CHUNK", 2)  # predicted while the next chunk is prepared
+    monkeypatch.setattr(rec, "BATCH_CHUNK", 2)  # several chunks, results in order
     images = [CLEAN_CANVASES["two"], np.full((100, 100), 255, np.uint8), draw("3"), draw("5"), draw("1")]
     fake = FakePredictor()
     results = rec.recognize_batch(images, fake)
