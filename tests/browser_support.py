@@ -155,7 +155,9 @@ def draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
 def reset(page: object) -> None:
     page.get_by_role("button", name="Reset canvas & history").click()
     page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')].some(e => e.innerText.trim() === '–')",
+        "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')].some(e => e.innerText.trim() === '–')"
+        " && !document.querySelector('[data-stale=\"true\"]')"
+        " && !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText.includes('Running')",
         timeout=20_000,
     )
 

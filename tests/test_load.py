@@ -58,12 +58,15 @@ async def _session(browser: object, url: str, samples: list[dict], stats: dict, 
             box_input = page.get_by_role("textbox", name="Correct digits")
             await box_input.fill(truth)
             await page.get_by_role("button", name="Save feedback").click()
-            await page.get_by_text("Thanks: saved").first.wait_for(timeout=120_000)
+            thanks = page.get_by_text(f"Thanks: saved {truth} as").first  # this drawing's, not an earlier one
+            await thanks.wait_for(timeout=120_000)
             stats["saved"] += 1
+            stats["acks"].append(await thanks.inner_text())
             await page.get_by_role("button", name="Reset canvas & history").click()
-            await page.wait_for_function(
+            await page.wait_for_function(  # the cleared page finished, as a person would see it
                 "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
-                ".some(e => e.innerText.trim() === '–')",
+                ".some(e => e.innerText.trim() === '–') && !document.querySelector('[data-stale=\"true\"]')"
+                " && !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText.includes('Running')",
                 timeout=120_000,
             )
         content = await page.content()
@@ -81,7 +84,7 @@ async def _session(browser: object, url: str, samples: list[dict], stats: dict, 
 async def _run(url: str, plan: list[list[dict]]) -> dict:
     from playwright.async_api import async_playwright
 
-    stats: dict = {"saved": 0, "latency_ms": [], "errors": []}
+    stats: dict = {"saved": 0, "latency_ms": [], "errors": [], "acks": []}
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=chromium_path(), args=CHROMIUM_FLAGS, headless=True
@@ -118,6 +121,7 @@ def test_twenty_sessions_drawing_and_correcting(tmp_path: Path) -> None:
         "rows_in_database": rows,
         "distinct_session_ids": len(sessions),
         "session_errors": stats["errors"],
+        "acknowledgements": stats["acks"],
         "stroke_end_to_prediction_ms": {
             "p50": round(float(np.percentile(lat, 50)), 1),
             "p95": round(float(np.percentile(lat, 95)), 1),

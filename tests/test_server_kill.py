@@ -71,7 +71,7 @@ def test_killed_server_loses_no_acknowledged_correction(tmp_path: Path) -> None:
                 page.locator("canvas.upper-canvas").wait_for(timeout=120_000)
                 # One correction acknowledged on screen before the fault...
                 _save(page, pool[11 * i + 5], label)
-                page.get_by_text("Thanks: saved").first.wait_for(timeout=60_000)
+                page.get_by_text(f"Thanks: saved {label} as").first.wait_for(timeout=60_000)
                 acknowledged += 1
                 reset(page)
                 # ...then one in flight when the server dies.
@@ -90,7 +90,7 @@ def test_killed_server_loses_no_acknowledged_correction(tmp_path: Path) -> None:
         page.goto(url)
         page.locator("canvas.upper-canvas").wait_for(timeout=120_000)
         _save(page, pool[3], "5")
-        page.get_by_text("Thanks: saved").first.wait_for(timeout=60_000)
+        page.get_by_text("Thanks: saved 5 as").first.wait_for(timeout=60_000)
         assert "Traceback" not in page.content()
     assert _check(url_db, acknowledged + 1) == acknowledged + 1
 

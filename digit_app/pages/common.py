@@ -114,7 +114,10 @@ def feedback_form(result: object, *, key: str, source: str, model_version: int, 
         1 for d, t in zip(result.detail, "".join(truth.split()), strict=False) if str(d.label) != t
     )
     what = f"{corrected} correction(s)" if corrected else "confirmation"
-    saved[digest] = f"Thanks: saved as {what} ({len(ids)} digit(s)). It will be used by the next retraining."
+    typed = "".join(truth.split())
+    saved[digest] = (
+        f"Thanks: saved {typed} as {what} ({len(ids)} digit(s)). It will be used by the next retraining."
+    )
     st.success(saved[digest])
 
 
