@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_support import in_ci
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # The repo is cloned next to shared/ (<somewhere>/main and <somewhere>/shared).
@@ -17,10 +19,6 @@ _MNIST_NAMES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +33,7 @@ def mnist_dir() -> Path:
     missing = [n for n in _MNIST_NAMES if not ((folder / f"{n}.gz").is_file() or (folder / n).is_file())]
     if missing:
         message = f"MNIST files not found in {folder} (missing: {', '.join(missing)}); set MNIST_DIR"
-        if _in_ci():
+        if in_ci():
             pytest.fail(message)
         pytest.skip(message)
     return folder

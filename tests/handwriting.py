@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_support import in_ci
+
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "handwriting"
 
 
@@ -17,7 +19,7 @@ def handwriting_dir() -> Path:
     folder = Path(value) if value else DEFAULT_DIR
     if not (folder / "README.md").is_file():
         message = f"real handwriting samples not found in {folder}; set HANDWRITING_DIR"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        if in_ci():
             pytest.fail(message)
         pytest.skip(message)
     return folder
