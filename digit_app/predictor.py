@@ -20,6 +20,8 @@ from digit_app.model_store import ModelStoreError, latest_version, list_versions
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+_MAX_BATCH = 1024
 
 
 def _exempt_from_cyclic_gc() -> None:
@@ -34,10 +36,6 @@ def _exempt_from_cyclic_gc() -> None:
 
     gc.collect()
     gc.freeze()
-
-
-OUTPUT_NAME = "probabilities"
-_MAX_BATCH = 1024
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from digit_app.preprocess import DigitCrop, Stages, preprocess_multi, preprocess
 NO_DIGIT_MESSAGE = "No digit found. Draw or upload a darker, larger digit."
 # `recognize_batch` prepares and then predicts this many images at a time. Few, large chunks:
 # TensorFlow's threads keep spinning after each call and slow the preprocessing that follows
-# (10,000 drawings on 2 cores: 4.1 s in chunks of 256, 2.9 s in chunks of 4096).
+# (10,000 drawings on 2 cores: 4.1 s in chunks of 256, 2.9 s in chunks of 4096; predicting in a
+# second thread while the next chunk is prepared: 3.6 s).
 BATCH_CHUNK = 4096
 
 
@@ -113,8 +114,7 @@ def recognize_batch(
     """Many images -> one Result each, with one model call per chunk of BATCH_CHUNK images.
 
     Chunks keep memory bounded for large batches. They run one after the other: predicting a
-    chunk in a thread while the next is prepared was measured slower (3.6 s against 2.9 s for
-    10,000 drawings on 2 cores), as TensorFlow's busy threads starve the preprocessing. Multi
+    chunk in a thread while the next is prepared was measured slower (see BATCH_CHUNK). Multi
     mode still asks the model during segmentation of each image that needs it. Without
     `stages` the intermediate images are not kept (a large batch would hold them all).
     """

@@ -90,7 +90,7 @@ def _env_from(steps: list[tuple[str, str]], app_dir: Path) -> dict[str, str]:
 
 
 # RUN steps that set up the image's system user; replaying them on a host would need root.
-CONTAINER_ONLY = {"groupadd", "useradd", "chown"}
+CONTAINER_ONLY = {"groupadd", "useradd"}
 
 
 @pytest.mark.slow

@@ -110,11 +110,9 @@ def feedback_form(result: object, *, key: str, source: str, model_version: int, 
     except feedback.FeedbackError as exc:
         st.warning(f"Not saved: {exc}.")
         return
-    corrected = sum(
-        1 for d, t in zip(result.detail, "".join(truth.split()), strict=False) if str(d.label) != t
-    )
-    what = f"{corrected} correction(s)" if corrected else "confirmation"
     typed = "".join(truth.split())
+    corrected = sum(1 for d, t in zip(result.detail, typed, strict=False) if str(d.label) != t)
+    what = f"{corrected} correction(s)" if corrected else "confirmation"
     saved[digest] = (
         f"Thanks: saved {typed} as {what} ({len(ids)} digit(s)). It will be used by the next retraining."
     )
