@@ -223,6 +223,55 @@ def test_reporter_heartbeats_and_sees_cancel(tmp_path: Path) -> None:
         db.dispose_all()
 
 
+# --- neighbour replay ------------------------------------------------------------------------
+
+
+def _tiny_classifier():  # noqa: ANN202 - keras.Model
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(16, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+
+
+def test_nearest_training_images_finds_each_anchor_and_its_look_alikes() -> None:
+    from training.retrain import nearest_training_images
+
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)
+    pool[200] = np.clip(pool[17].astype(int) + 3, 0, 255)  # a near copy of image 17
+    model = _tiny_classifier()
+    anchors = pool[[17, 40]]
+    assert set(nearest_training_images(model, anchors, pool, 1)) == {17, 40}
+    found = nearest_training_images(model, anchors, pool, 2)
+    assert len(found) == 4 and {17, 40, 200} <= set(found)
+    assert len(nearest_training_images(model, anchors[:0], pool, 5)) == 0
+
+
+def test_training_mix_replays_the_neighbours_of_corrections_only() -> None:
+    from training.retrain import _training_mix
+
+    rng = np.random.default_rng(1)
+    x_mn = rng.integers(0, 256, (500, 28, 28), dtype=np.uint8)
+    y_mn = rng.integers(0, 10, 500)
+    x_fb = x_mn[[3, 4]].astype(np.float32) / 255.0
+    y_fb = np.array([1, 2])
+    corrected = np.array([True, False])
+    cfg = RetrainConfig(replay=100, feedback_share=0.5, neighbours=1, distill=0.0)
+    x, t = _training_mix(cfg, x_fb, y_fb, x_mn, y_mn, teacher=_tiny_classifier(), corrected=corrected)
+    plain, _ = _training_mix(
+        RetrainConfig(replay=100, feedback_share=0.5, distill=0.0), x_fb, y_fb, x_mn, y_mn
+    )
+    # 100 replayed + 100 feedback; with neighbours, the correction's nearest MNIST image (itself,
+    # image 3) is replayed as often as each feedback sample (50 times) with its MNIST label.
+    assert len(plain) == 200 and len(x) == 250
+    copies = np.all(np.isclose(x, x_mn[3] / 255.0), axis=(1, 2))
+    assert copies.sum() - np.all(np.isclose(plain, x_mn[3] / 255.0), axis=(1, 2)).sum() == 50
+    assert np.all(t[copies & (np.arange(len(x)) < 150)].argmax(1) == y_mn[3])
+
+
 # --- real fine-tuning runs (slow) -----------------------------------------------------------
 
 SHIPPED = PROJECT_ROOT / "model_store" / "mnist_cnn" / "1"

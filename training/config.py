@@ -79,6 +79,11 @@ class RetrainConfig:
     feedback_share: float = _opt(
         0.1, "Share of each epoch taken by feedback samples (oversampled when there are few)."
     )
+    neighbours: int = _opt(
+        0,
+        "MNIST training images nearest each correction (in the served model's features) replayed"
+        " as often as the correction, so the boundary moves only between them (0 = off).",
+    )
     optimizer: str = _opt("sgd", "sgd (momentum 0.9; moves the served weights least) or adamw.")
     learning_rate: float = _opt(0.01, "Starting learning rate (cosine decay to 0).")
     distill: float = _opt(

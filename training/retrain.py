@@ -134,18 +134,28 @@ def _training_mix(
     x_mn: np.ndarray,
     y_mn: np.ndarray,
     teacher: Any = None,
+    corrected: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One epoch's worth: the replay sample plus the feedback repeated up to its share.
 
     Targets are probability vectors: one-hot for the feedback; for the replayed MNIST images
     a blend of the label and the served model's own answer (`distill`), which keeps the
     fine-tuned model's behaviour on MNIST close to the served one (learning without forgetting).
+    With `neighbours`, the MNIST images that look most like each correction (`corrected` marks
+    them) are replayed as often as it is: a flagged 1 is learned as a 1 next to the MNIST 7s
+    it resembles, so the boundary moves between them instead of swallowing those 7s.
     """
     rng = np.random.default_rng(cfg.seed)
     replay = rng.choice(len(x_mn), size=min(cfg.replay, len(x_mn)), replace=False)
     share = min(max(cfg.feedback_share, 0.0), 0.9)
     n_fb = max(len(x_fb), int(round(len(replay) * share / max(1e-9, 1.0 - share))))
     fb_idx = np.resize(rng.permutation(len(x_fb)), n_fb)
+    if teacher is not None and cfg.neighbours > 0:
+        anchors = x_fb if corrected is None else x_fb[corrected]
+        near = nearest_training_images(teacher, anchors, x_mn, cfg.neighbours)
+        if len(near):
+            repeats = max(1, int(round(n_fb / len(x_fb))))
+            replay = np.concatenate([replay, np.tile(near, repeats)])
     x_replay = x_mn[replay].astype(np.float32) / 255.0
     t_replay = np.eye(10, dtype=np.float32)[y_mn[replay]]
     if teacher is not None and cfg.distill > 0:
@@ -153,6 +163,28 @@ def _training_mix(
     x = np.concatenate([x_replay, x_fb[fb_idx]])
     t = np.concatenate([t_replay, np.eye(10, dtype=np.float32)[y_fb[fb_idx]]])
     return x, t
+
+
+def nearest_training_images(model: Any, anchors: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
+    """Indices into `pool` of the k images nearest each anchor, by cosine similarity of the
+    features the model classifies from (the input of its last layer); each index once."""
+    import keras
+
+    if len(anchors) == 0 or k <= 0:
+        return np.zeros(0, np.int64)
+    features = keras.Model(model.inputs, model.layers[-1].input)
+
+    def embed(images: np.ndarray) -> np.ndarray:
+        f = _predict(features, images).reshape(len(images), -1)
+        return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-9)
+
+    pool_f = embed(pool)
+    found = []
+    for start in range(0, len(anchors), 256):  # bounded memory: 256 x len(pool) similarities at a time
+        sims = embed(anchors[start : start + 256]) @ pool_f.T
+        k_ = min(k, pool_f.shape[0])
+        found.append(np.argpartition(-sims, k_ - 1, axis=1)[:, :k_].ravel())
+    return np.unique(np.concatenate(found))
 
 
 def _dataset(cfg: RetrainConfig, x: np.ndarray, y: np.ndarray) -> Any:
@@ -269,7 +301,10 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
 
-    x_mix, y_mix = _training_mix(cfg, x_fb, y_fb, mnist.x_train, mnist.y_train, teacher=base)
+    corrected = (pred_fb >= 0) & (pred_fb != y_fb)
+    x_mix, y_mix = _training_mix(
+        cfg, x_fb, y_fb, mnist.x_train, mnist.y_train, teacher=base, corrected=corrected
+    )
     ds = _dataset(cfg, x_mix, y_mix)
     steps_per_epoch = int(ds.cardinality().numpy())
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, max(1, cfg.epochs * steps_per_epoch))
