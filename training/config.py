@@ -77,12 +77,15 @@ class RetrainConfig:
     epochs: int = _opt(2, "Passes over the mix of feedback and replayed MNIST images.")
     replay: int = _opt(16000, "MNIST training images replayed each epoch, so MNIST is not forgotten.")
     feedback_share: float = _opt(
-        0.1, "Share of each epoch taken by feedback samples (oversampled when there are few)."
+        0.3, "Share of each epoch taken by feedback samples (oversampled when there are few)."
     )
     neighbours: int = _opt(
-        0,
+        4,
         "MNIST training images nearest each correction (in the served model's features) replayed"
         " as often as the correction, so the boundary moves only between them (0 = off).",
+    )
+    augment: float = _opt(
+        0.5, "Scale of the mild random rotation, shift, zoom, shear and warp of every image (0 = none)."
     )
     optimizer: str = _opt("sgd", "sgd (momentum 0.9; moves the served weights least) or adamw.")
     learning_rate: float = _opt(0.01, "Starting learning rate (cosine decay to 0).")

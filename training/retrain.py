@@ -194,7 +194,8 @@ def _dataset(cfg: RetrainConfig, x: np.ndarray, y: np.ndarray) -> Any:
 
     def augment(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         # Mild: the feedback must still be recognisable as exactly what the user drew.
-        images = random_geometry(images, 6.0, 1.5, 0.06, 0.06, 0.5)
+        a = max(cfg.augment, 0.0)
+        images = random_geometry(images, 6.0 * a, 1.5 * a, 0.06 * a, 0.06 * a, 0.5 * a)
         return tf.clip_by_value(images, 0.0, 1.0)[..., None], targets
 
     return (
