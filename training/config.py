@@ -77,7 +77,7 @@ class RetrainConfig:
     epochs: int = _opt(2, "Passes over the mix of feedback and replayed MNIST images.")
     replay: int = _opt(16000, "MNIST training images replayed each epoch, so MNIST is not forgotten.")
     feedback_share: float = _opt(
-        0.3, "Share of each epoch taken by feedback samples (oversampled when there are few)."
+        0.25, "Share of each epoch taken by feedback samples (oversampled when there are few)."
     )
     neighbours: int = _opt(
         4,

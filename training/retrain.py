@@ -150,41 +150,55 @@ def _training_mix(
     share = min(max(cfg.feedback_share, 0.0), 0.9)
     n_fb = max(len(x_fb), int(round(len(replay) * share / max(1e-9, 1.0 - share))))
     fb_idx = np.resize(rng.permutation(len(x_fb)), n_fb)
+    pool_probs = None
     if teacher is not None and cfg.neighbours > 0:
+        pool_features, pool_probs = teacher_view(teacher, x_mn)  # one pass serves both uses
         anchors = x_fb if corrected is None else x_fb[corrected]
-        near = nearest_training_images(teacher, anchors, x_mn, cfg.neighbours)
+        near = nearest_images(teacher_view(teacher, anchors)[0], pool_features, cfg.neighbours)
         if len(near):
             repeats = max(1, int(round(n_fb / len(x_fb))))
             replay = np.concatenate([replay, np.tile(near, repeats)])
     x_replay = x_mn[replay].astype(np.float32) / 255.0
     t_replay = np.eye(10, dtype=np.float32)[y_mn[replay]]
     if teacher is not None and cfg.distill > 0:
-        t_replay = (1 - cfg.distill) * t_replay + cfg.distill * _predict(teacher, x_replay)
+        answers = pool_probs[replay] if pool_probs is not None else _predict(teacher, x_replay)
+        t_replay = (1 - cfg.distill) * t_replay + cfg.distill * answers
     x = np.concatenate([x_replay, x_fb[fb_idx]])
     t = np.concatenate([t_replay, np.eye(10, dtype=np.float32)[y_fb[fb_idx]]])
     return x, t
 
 
-def nearest_training_images(model: Any, anchors: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
-    """Indices into `pool` of the k images nearest each anchor, by cosine similarity of the
-    features the model classifies from (the input of its last layer); each index once."""
+def teacher_view(model: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The features the model classifies from (the input of its last layer, unit length) and
+    its probabilities, from one pass over the images."""
     import keras
 
-    if len(anchors) == 0 or k <= 0:
+    if len(images) == 0:
+        return np.zeros((0, 1), np.float32), np.zeros((0, 10), np.float32)
+    view = keras.Model(model.inputs, [model.layers[-1].input, model.outputs[0]])
+    x = images.astype(np.float32)
+    if x.max(initial=0) > 1.5:
+        x = x / 255.0
+    features, probs = view.predict(x[..., None], batch_size=1024, verbose=0)
+    features = features.reshape(len(images), -1)
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-9), probs
+
+
+def nearest_images(anchors: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
+    """Indices into `pool` of the k rows most similar (cosine) to each anchor row; each index once."""
+    if len(anchors) == 0 or len(pool) == 0 or k <= 0:
         return np.zeros(0, np.int64)
-    features = keras.Model(model.inputs, model.layers[-1].input)
-
-    def embed(images: np.ndarray) -> np.ndarray:
-        f = _predict(features, images).reshape(len(images), -1)
-        return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-9)
-
-    pool_f = embed(pool)
+    k = min(k, len(pool))
     found = []
     for start in range(0, len(anchors), 256):  # bounded memory: 256 x len(pool) similarities at a time
-        sims = embed(anchors[start : start + 256]) @ pool_f.T
-        k_ = min(k, pool_f.shape[0])
-        found.append(np.argpartition(-sims, k_ - 1, axis=1)[:, :k_].ravel())
+        sims = anchors[start : start + 256] @ pool.T
+        found.append(np.argpartition(-sims, k - 1, axis=1)[:, :k].ravel())
     return np.unique(np.concatenate(found))
+
+
+def nearest_training_images(model: Any, anchors: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k pool images that look most like each anchor to the model."""
+    return nearest_images(teacher_view(model, anchors)[0], teacher_view(model, pool)[0], k)
 
 
 def _dataset(cfg: RetrainConfig, x: np.ndarray, y: np.ndarray) -> Any:
