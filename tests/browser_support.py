@@ -139,6 +139,20 @@ def wait_for_strokes(page: object, n: int, timeout_ms: int = 20_000) -> None:
     )
 
 
+def wait_until_idle(page: object, timeout_ms: int = 60_000) -> None:
+    """Wait until the page has finished its run (no stale element, nothing Running).
+
+    A stroke ended while the run that mounts the canvas is finishing can be dropped by
+    Streamlit's frontend (streamlit/streamlit#16732: a component value destroyed before its
+    flush); a person draws on the page once it is ready, and so do the tests.
+    """
+    page.wait_for_function(
+        "() => !document.querySelector('[data-stale=\"true\"]')"
+        " && !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText.includes('Running')",
+        timeout=timeout_ms,
+    )
+
+
 def draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
     box = page.locator("canvas.upper-canvas").bounding_box()
     for stroke in strokes:
