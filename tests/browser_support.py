@@ -126,6 +126,13 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
+# A JavaScript expression, true once the page has finished its script run: nothing stale, not Running.
+PAGE_IDLE = (
+    "!document.querySelector('[data-stale=\"true\"]')"
+    " && !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText.includes('Running')"
+)
+
+
 def metric(page: object) -> str:
     return page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
 
@@ -133,10 +140,7 @@ def metric(page: object) -> str:
 def wait_for_strokes(page: object, n: int, timeout_ms: int = 20_000) -> None:
     """Wait until the script run that saw all n strokes has rendered its result."""
     page.get_by_text(re.compile(rf"\b{n} strokes?\b")).first.wait_for(timeout=timeout_ms)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText.includes('Running')",
-        timeout=timeout_ms,
-    )
+    wait_until_idle(page, timeout_ms)
 
 
 def wait_until_idle(page: object, timeout_ms: int = 60_000) -> None:
@@ -146,14 +150,12 @@ def wait_until_idle(page: object, timeout_ms: int = 60_000) -> None:
     Streamlit's frontend (streamlit/streamlit#16732: a component value destroyed before its
     flush); a person draws on the page once it is ready, and so do the tests.
     """
-    page.wait_for_function(
-        "() => !document.querySelector('[data-stale=\"true\"]')"
-        " && !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText.includes('Running')",
-        timeout=timeout_ms,
-    )
+    page.wait_for_function(f"() => {PAGE_IDLE}", timeout=timeout_ms)
 
 
 def draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draw the strokes with the mouse once the page is idle (see `wait_until_idle`)."""
+    wait_until_idle(page)
     box = page.locator("canvas.upper-canvas").bounding_box()
     for stroke in strokes:
         x0, y0 = stroke[0]
@@ -170,8 +172,7 @@ def reset(page: object) -> None:
     page.get_by_role("button", name="Reset canvas & history").click()
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')].some(e => e.innerText.trim() === '–')"
-        " && !document.querySelector('[data-stale=\"true\"]')"
-        " && !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText.includes('Running')",
+        f" && {PAGE_IDLE}",
         timeout=20_000,
     )
 

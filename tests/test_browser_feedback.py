@@ -12,7 +12,7 @@ import pytest
 
 from digit_app.config import PROJECT_ROOT
 from digit_app.feedback import FeedbackStore
-from tests.browser_support import chromium, draw, metric, streamlit_server, wait_for_strokes, wait_until_idle
+from tests.browser_support import chromium, draw, metric, streamlit_server, wait_for_strokes
 from tests.handwriting import handwriting_dir, pendigits, strokes_on_canvas
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -55,7 +55,6 @@ def test_correct_retrain_and_see_the_corrected_label(app: str, tmp_path: Path) -
         page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
         page.goto(app)
         page.locator("canvas.upper-canvas").wait_for(timeout=120_000)
-        wait_until_idle(page)
         draw(page, strokes)
         wait_for_strokes(page, len(strokes))
         assert metric(page) == "4"
@@ -75,7 +74,6 @@ def test_correct_retrain_and_see_the_corrected_label(app: str, tmp_path: Path) -
 
         page.get_by_role("link", name="Draw").click()
         page.locator("canvas.upper-canvas").wait_for(timeout=30_000)
-        wait_until_idle(page)  # the first run on the new version loads it
         draw(page, strokes)
         wait_for_strokes(page, len(strokes))
         assert metric(page) == "9"

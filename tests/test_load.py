@@ -20,7 +20,7 @@ import pytest
 from digit_app import db
 from digit_app.config import PROJECT_ROOT
 from digit_app.feedback import FeedbackStore
-from tests.browser_support import CHROMIUM_FLAGS, LATENCY_WATCH, chromium_path, streamlit_server
+from tests.browser_support import CHROMIUM_FLAGS, LATENCY_WATCH, PAGE_IDLE, chromium_path, streamlit_server
 from tests.handwriting import handwriting_dir, pendigits, strokes_on_canvas
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -65,8 +65,7 @@ async def _session(browser: object, url: str, samples: list[dict], stats: dict, 
             await page.get_by_role("button", name="Reset canvas & history").click()
             await page.wait_for_function(  # the cleared page finished, as a person would see it
                 "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
-                ".some(e => e.innerText.trim() === '–') && !document.querySelector('[data-stale=\"true\"]')"
-                " && !document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText.includes('Running')",
+                f".some(e => e.innerText.trim() === '–') && {PAGE_IDLE}",
                 timeout=120_000,
             )
         content = await page.content()

@@ -236,18 +236,21 @@ def _tiny_classifier():  # noqa: ANN202 - keras.Model
     return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
 
 
-def test_nearest_training_images_finds_each_anchor_and_its_look_alikes() -> None:
-    from training.retrain import nearest_training_images
+def test_nearest_images_finds_each_anchor_and_its_look_alikes() -> None:
+    from training.retrain import nearest_images, teacher_view
 
     rng = np.random.default_rng(0)
     pool = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)
     pool[200] = np.clip(pool[17].astype(int) + 3, 0, 255)  # a near copy of image 17
     model = _tiny_classifier()
-    anchors = pool[[17, 40]]
-    assert set(nearest_training_images(model, anchors, pool, 1)) == {17, 40}
-    found = nearest_training_images(model, anchors, pool, 2)
+    pool_features, probs = teacher_view(model, pool)
+    np.testing.assert_allclose(probs, model.predict(pool[..., None] / 255.0, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(pool_features, axis=1), 1.0, atol=1e-5)
+    anchors = teacher_view(model, pool[[17, 40]])[0]
+    assert set(nearest_images(anchors, pool_features, 1)) == {17, 40}
+    found = nearest_images(anchors, pool_features, 2)
     assert len(found) == 4 and {17, 40, 200} <= set(found)
-    assert len(nearest_training_images(model, anchors[:0], pool, 5)) == 0
+    assert len(nearest_images(anchors[:0], pool_features, 5)) == 0
 
 
 def test_training_mix_replays_the_neighbours_of_corrections_only() -> None:

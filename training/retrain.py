@@ -176,10 +176,7 @@ def teacher_view(model: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray
     if len(images) == 0:
         return np.zeros((0, 1), np.float32), np.zeros((0, 10), np.float32)
     view = keras.Model(model.inputs, [model.layers[-1].input, model.outputs[0]])
-    x = images.astype(np.float32)
-    if x.max(initial=0) > 1.5:
-        x = x / 255.0
-    features, probs = view.predict(x[..., None], batch_size=1024, verbose=0)
+    features, probs = _predict(view, images)
     features = features.reshape(len(images), -1)
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-9), probs
 
@@ -194,11 +191,6 @@ def nearest_images(anchors: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
         sims = anchors[start : start + 256] @ pool.T
         found.append(np.argpartition(-sims, k - 1, axis=1)[:, :k].ravel())
     return np.unique(np.concatenate(found))
-
-
-def nearest_training_images(model: Any, anchors: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k pool images that look most like each anchor to the model."""
-    return nearest_images(teacher_view(model, anchors)[0], teacher_view(model, pool)[0], k)
 
 
 def _dataset(cfg: RetrainConfig, x: np.ndarray, y: np.ndarray) -> Any:
@@ -349,8 +341,8 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     cand_test = _predict(model, x_te)
     cand_fb = _predict(model, x_fb)
     report = gate(cfg, y_te, base_test, cand_test, y_fb, base_fb, cand_fb)
-    corrections = int(((pred_fb >= 0) & (pred_fb != y_fb)).sum())
-    learned = (cand_fb.argmax(1) == y_fb)[(pred_fb >= 0) & (pred_fb != y_fb)]
+    corrections = int(corrected.sum())
+    learned = (cand_fb.argmax(1) == y_fb)[corrected]
     report["corrections"] = {"n": corrections, "learned": float(learned.mean()) if corrections else 1.0}
     card: dict[str, Any] = {
         "model_name": model_dir.name,
