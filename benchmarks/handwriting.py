@@ -6,9 +6,11 @@ Data: $HANDWRITING_DIR (default <repo>/../shared/handwriting) and MNIST from $MN
 (default <repo>/../shared/mnist). Never copied into the repo, never trained on. A digit the
 model is unsure about counts as wrong, as does an image in which no digit was found.
 
-  pendigits  pen trajectories replayed onto a 280x280 canvas (18 px brush, white on black),
-             the tablet's 500x500 box scaled into the canvas; pendigits-fit: each drawing
-             scaled to fill the canvas, as people draw on it
+  pendigits  pen trajectories as the Draw page reads them: the tablet's 500x500 box scaled
+             into the 280x280 canvas and the strokes redrawn from their paths with an
+             MNIST-like pen (`digit_app.strokes`); pendigits-fit: each drawing scaled to fill
+             the canvas, as people draw on it; pendigits-pixels: the canvas's own pixels with
+             an 18 px pen (a screenshot of a drawing, uploaded)
   scans      scanned cells, one digit each, uploaded as PNG files
   cheques    courtesy amounts: whole string exact, per digit (edit distance), and per digit
              with the true boxes (recognition alone, without segmentation)
@@ -34,8 +36,18 @@ import numpy as np
 from digit_app.config import PROJECT_ROOT, get_settings
 from digit_app.imageio import ImageError, decode_image
 from digit_app.preprocess import preprocess_multi, preprocess_single
+from digit_app.strokes import render_strokes as redraw_strokes
 
-DATASETS = ("pendigits", "pendigits-fit", "scans", "cheques", "semeion", "optdigits", "mnist")
+DATASETS = (
+    "pendigits",
+    "pendigits-fit",
+    "pendigits-pixels",
+    "scans",
+    "cheques",
+    "semeion",
+    "optdigits",
+    "mnist",
+)
 CANVAS = 280
 BRUSH = 18
 MARGIN = 20
@@ -71,16 +83,12 @@ class Score:
 # --- data sets: each yields (id, input image, label) ------------------------------------------
 
 
-def render_strokes(
+def canvas_strokes(
     strokes: list, box: tuple[int, int] = (500, 500), y_up: bool = True, fit: bool = False
-) -> np.ndarray:
-    """Replay pen strokes onto a canvas the way the drawing page records them.
-
-    The tablet's whole box is scaled into the canvas (a small drawing stays small, and the
-    18 px brush may fill its loops), or with `fit` the drawing itself is scaled to fill the
-    canvas, as a person drawing on the canvas would.
-    """
-    canvas = np.zeros((CANVAS, CANVAS), np.uint8)
+) -> list[np.ndarray]:
+    """Pen strokes in canvas pixels: the tablet's whole box scaled into the canvas (a small
+    drawing stays small), or with `fit` the drawing itself scaled to fill the canvas, as a
+    person drawing on the canvas would."""
     arrays = [np.array(stroke, np.float64).reshape(-1, 2) for stroke in strokes]
     for pts in arrays:
         if y_up:
@@ -93,8 +101,16 @@ def render_strokes(
     else:
         s = (CANVAS - 2 * MARGIN) / max(box)
         offset = np.array([MARGIN, MARGIN], np.float64)
-    for pts in arrays:
-        pts = np.round((pts * s + offset) * 16).astype(np.int32)  # 4 fractional bits
+    return [pts * s + offset for pts in arrays]
+
+
+def render_strokes(
+    strokes: list, box: tuple[int, int] = (500, 500), y_up: bool = True, fit: bool = False
+) -> np.ndarray:
+    """The canvas's own pixels: the strokes painted with an 18 px pen (what a screenshot holds)."""
+    canvas = np.zeros((CANVAS, CANVAS), np.uint8)
+    for pts in canvas_strokes(strokes, box, y_up, fit):
+        pts = np.round(pts * 16).astype(np.int32)  # 4 fractional bits
         if len(pts) == 1:
             cv2.circle(canvas, tuple(pts[0]), BRUSH // 2 * 16, 255, -1, cv2.LINE_AA, shift=4)
         else:
@@ -102,15 +118,24 @@ def render_strokes(
     return canvas
 
 
-def pendigits(root: Path, fit: bool = False) -> Iterator[tuple[str, np.ndarray, int]]:
+def pendigits(root: Path, fit: bool = False, pixels: bool = False) -> Iterator[tuple[str, np.ndarray, int]]:
     data = json.loads((root / "pendigits" / "pendigits-train.json").read_text())
     box = tuple(data.get("box", (500, 500)))
+    y_up = data.get("y_up", True)
     for i, s in enumerate(data["samples"]):
-        yield f"pen{i}", render_strokes(s["strokes"], box, data.get("y_up", True), fit), int(s["label"])
+        if pixels:
+            image = render_strokes(s["strokes"], box, y_up, fit)
+        else:
+            image = redraw_strokes(canvas_strokes(s["strokes"], box, y_up, fit), (CANVAS, CANVAS))
+        yield f"pen{i}", image, int(s["label"])
 
 
 def pendigits_fit(root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
     return pendigits(root, fit=True)
+
+
+def pendigits_pixels(root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
+    return pendigits(root, pixels=True)
 
 
 def scans(root: Path) -> Iterator[tuple[str, bytes, int]]:
@@ -326,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             source = {
                 "pendigits": pendigits,
                 "pendigits-fit": pendigits_fit,
+                "pendigits-pixels": pendigits_pixels,
                 "scans": scans,
                 "semeion": semeion,
                 "optdigits": optdigits,

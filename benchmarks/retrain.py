@@ -2,8 +2,9 @@
 
     python -m benchmarks.retrain [--corrections 200]
 
-Corrections are pendigits drawings (../shared/handwriting, rendered as the canvas renders
-them) that the served model gets wrong, stored with their true labels, exactly as the Draw
+Corrections are pendigits drawings (../shared/handwriting, the canvas's own pixels with a bold
+18 px pen, which the served model gets wrong far more often than the Draw page's redrawn
+strokes, so there are enough real errors to learn from) that the served model gets wrong, stored with their true labels, exactly as the Draw
 page stores a correction. Each run is `python -m training.retrain` in a fresh process
 against a copy of the served model, timed from process start to the published version.
 The poisoning run stores 200 drawings the model reads correctly under a wrong label.
@@ -35,7 +36,7 @@ def _collect(n: int) -> tuple[list, list, list]:
 
     predictor = served_predictor()
     wrong, right = [], []
-    for _name, canvas, label in pendigits(handwriting_dir()):
+    for _name, canvas, label in pendigits(handwriting_dir(), pixels=True):
         result = recognize(canvas, predictor, single=True)
         if not result.detail:
             continue

@@ -223,6 +223,11 @@ def to_ink_detail(
     # The paper level: the median of the light side, whatever share of the image the ink covers.
     bg_level = float(np.median(light)) if light.size else float(np.median(paper_f))
     contrast_guess = bg_level - float(lo)
+    if contrast_guess < MIN_CONTRAST:
+        # Ink on under 0.5% of the image (a small digit drawn with a thin pen on the canvas,
+        # a small digit on a large page) is not in the percentiles: its darkest spots are,
+        # once single-pixel noise is filtered out.
+        contrast_guess = bg_level - float(cv2.minMaxLoc(cv2.medianBlur(paper, 3))[0])
     info = InkInfo(inverted, "otsu", float(np.median(gray)), 0.0)
     if contrast_guess < MIN_CONTRAST:
         info.notes.append("uniform image")

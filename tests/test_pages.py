@@ -19,9 +19,9 @@ PAGES = PROJECT_ROOT / "digit_app" / "pages"
 
 
 class FakeCanvasResult:
-    def __init__(self, rgba: np.ndarray | None) -> None:
+    def __init__(self, rgba: np.ndarray | None, json_data: dict | None = None) -> None:
         self.image_data = rgba
-        self.json_data = None
+        self.json_data = json_data
 
 
 def _drawn_digit(text: str) -> np.ndarray:
@@ -44,9 +44,9 @@ def _drawn_digit(text: str) -> np.ndarray:
 @pytest.fixture
 def fake_canvas(monkeypatch: pytest.MonkeyPatch) -> dict:
     """Replace the canvas component (a browser widget AppTest cannot run) with injected pixels."""
-    state: dict = {"rgba": None}
+    state: dict = {"rgba": None, "json": None}
     module = types.ModuleType("streamlit_drawable_canvas")
-    module.st_canvas = lambda **kwargs: FakeCanvasResult(state["rgba"])  # type: ignore[attr-defined]
+    module.st_canvas = lambda **kwargs: FakeCanvasResult(state["rgba"], state["json"])  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", module)
     return state
 
@@ -89,6 +89,18 @@ def test_draw_page_reads_a_number(fake_canvas: dict) -> None:
     at = _page("draw").run()
     assert not at.exception
     assert at.metric[0].value == "407"
+
+
+def test_draw_page_reads_the_strokes_not_the_pen(fake_canvas: dict) -> None:
+    """The canvas's paths are redrawn with an MNIST-like pen: a small 7 drawn with the widest
+    pen, whose bold pixels fill its corner, is read from its strokes, even on the first render
+    (JSON and no image yet)."""
+    seven = [["M", 110, 110], ["L", 170, 110], ["L", 135, 190]]
+    fake_canvas["json"] = {"objects": [{"type": "path", "path": seven, "strokeWidth": 40}]}
+    at = _page("draw").run()
+    assert not at.exception
+    assert at.metric[0].value == "7"
+    assert any("1 stroke" in c.value for c in at.caption)
 
 
 def _png(arr: np.ndarray) -> bytes:

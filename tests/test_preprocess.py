@@ -219,6 +219,22 @@ def test_faint_noise_only():
     assert preprocess_single(paper) is None
 
 
+@pytest.mark.parametrize("dark_ink", [False, True])
+def test_a_small_thin_digit_on_a_large_image_is_found(dark_ink):
+    """Ink on under 0.5% of the image (a 37 px 1 with a 4 px pen on the canvas; a small digit
+    on a page) is still a digit, though it is outside the image's 0.5-99.5% percentiles."""
+    img = np.zeros((280, 280), np.uint8)
+    cv2.polylines(img, [np.array([[125, 140], [131, 137], [129, 174]], np.int32)], False, 255, 4, cv2.LINE_AA)
+    assert np.count_nonzero(img) < 0.005 * img.size
+    if dark_ink:
+        img = 255 - img
+    st = preprocess_single(img)
+    assert st is not None and st.bbox[3] >= 35
+    salted = np.full((280, 280), 255, np.uint8)
+    salted.flat[np.random.default_rng(1).choice(salted.size, 40, replace=False)] = 0
+    assert preprocess_single(salted) is None  # single dark pixels are noise, not small ink
+
+
 def test_single_speck_or_dot():
     img = np.full((200, 200), 255, np.uint8)
     cv2.circle(img, (80, 120), 2, 0, -1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from digit_app.imageio import canvas_to_gray
 from digit_app.pages.common import feedback_form, guarded, model_image, predictor_or_stop, probabilities_chart
 from digit_app.recognize import recognize
+from digit_app.strokes import canvas_gray
 
 CANVAS_PX = 280
 
@@ -19,7 +19,14 @@ def view() -> None:
     )
     left, right = st.columns([1, 1], gap="large")
     with left:
-        stroke = st.slider("Pen width", 8, 40, 20, key="pen_width")
+        stroke = st.slider(
+            "Pen width",
+            8,
+            40,
+            20,
+            key="pen_width",
+            help="How the pen looks. The strokes are read at the pen width MNIST was written with, so any width reads the same.",
+        )
         canvas = st_canvas(
             stroke_width=stroke,
             stroke_color="#FFFFFF",
@@ -33,17 +40,17 @@ def view() -> None:
         )
         st.caption("Use the canvas toolbar to undo or clear.")
     predictor = predictor_or_stop()  # after the canvas, so it shows while the model loads
-    rgba = canvas.image_data
+    # The strokes redrawn with an MNIST-like pen whatever the pen width (see digit_app.strokes).
+    gray = canvas_gray(canvas.json_data, canvas.image_data, (CANVAS_PX, CANVAS_PX))
     strokes = sum(
         1 for o in (canvas.json_data or {}).get("objects", []) if str(o.get("type", "")).lower() == "path"
     )
     plural = "stroke" if strokes == 1 else "strokes"
     with right:
-        if rgba is None:
+        if gray is None:
             st.metric("Prediction", "–")
             st.info("Draw a digit on the black canvas.")
             return
-        gray = canvas_to_gray(rgba)
         result = recognize(gray, predictor, single=False)
         if not result.detail:
             st.metric("Prediction", "–")
