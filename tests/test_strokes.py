@@ -102,3 +102,9 @@ def test_redrawn_strokes_go_through_the_pipeline_like_any_drawing() -> None:
     assert st is not None
     assert st.final.shape == (28, 28) and 0.99 <= st.final.max() <= 1.0
     assert not render_strokes([], (280, 280)).any()
+
+
+def test_points_far_off_the_canvas_do_not_break_the_drawing() -> None:
+    drawing = {"objects": [_path([(60, 40), (60, 240)]), _path([(1e15, -1e15), (2e15, 5)])]}
+    gray = canvas_gray(drawing, None, (280, 280))
+    assert gray.shape == (280, 280) and gray[40:240, 55:65].any()
