@@ -45,3 +45,27 @@ def strokes_on_canvas(sample: dict, size: int = 280, margin: int = 40) -> list[l
         [(ox + (x - min(xs)) * scale, oy + (max(ys) - y) * scale) for x, y in stroke]
         for stroke in sample["strokes"]
     ]
+
+
+def misread_drawing(model_dir: Path, version: int, min_confidence: float = 0.9) -> tuple[dict, int]:
+    """The first pendigits drawing this model version reads confidently wrong on the Draw page
+    (strokes redrawn as the page does, one digit found), and the digit it reads.
+
+    End-to-end tests correct it to its true label, as a user correcting a real error would.
+    """
+    import numpy as np
+
+    from digit_app.predictor import Predictor
+    from digit_app.recognize import recognize
+    from digit_app.strokes import render_strokes
+
+    predictor = Predictor.load(model_dir, version)
+    for sample in pendigits():
+        strokes = [np.array(s, np.float64) for s in strokes_on_canvas(sample)]
+        result = recognize(render_strokes(strokes, (280, 280)), predictor, single=False)
+        if len(result.detail) != 1:
+            continue
+        d = result.detail[0]
+        if d.label != sample["label"] and d.confidence >= min_confidence:
+            return sample, d.label
+    raise AssertionError(f"version {version} of {model_dir} reads every pendigits drawing right")

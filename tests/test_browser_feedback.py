@@ -13,7 +13,7 @@ import pytest
 from digit_app.config import PROJECT_ROOT
 from digit_app.feedback import FeedbackStore
 from tests.browser_support import chromium, draw, metric, streamlit_server, wait_for_strokes
-from tests.handwriting import handwriting_dir, pendigits, strokes_on_canvas
+from tests.handwriting import handwriting_dir, misread_drawing, strokes_on_canvas
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -49,7 +49,9 @@ def app(tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
 
 def test_correct_retrain_and_see_the_corrected_label(app: str, tmp_path: Path) -> None:
     handwriting_dir()
-    sample = next(s for s in pendigits() if s["label"] == 4)
+    # A real error of the served version 1, corrected to what was written.
+    sample, misread = misread_drawing(tmp_path / "store" / "mnist_cnn", 1)
+    truth = str(sample["label"])
     strokes = strokes_on_canvas(sample)
     with chromium() as browser:
         page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
@@ -57,13 +59,13 @@ def test_correct_retrain_and_see_the_corrected_label(app: str, tmp_path: Path) -
         page.locator("canvas.upper-canvas").wait_for(timeout=120_000)
         draw(page, strokes)
         wait_for_strokes(page, len(strokes))
-        assert metric(page) == "4"
+        assert metric(page) == str(misread)
 
-        page.get_by_role("textbox", name="Correct digits").fill("9")
+        page.get_by_role("textbox", name="Correct digits").fill(truth)
         page.get_by_role("button", name="Save feedback").click()
         page.get_by_text("1 correction(s)").wait_for(timeout=20_000)
         rows = FeedbackStore().rows()
-        assert [(r.label, r.predicted, r.source) for r in rows] == [(9, 4, "canvas")]
+        assert [(r.label, r.predicted, r.source) for r in rows] == [(int(truth), misread, "canvas")]
 
         page.get_by_role("link", name="Retrain").click()
         page.get_by_role("button", name="Retrain", exact=True).click()
@@ -76,5 +78,5 @@ def test_correct_retrain_and_see_the_corrected_label(app: str, tmp_path: Path) -
         page.locator("canvas.upper-canvas").wait_for(timeout=30_000)
         draw(page, strokes)
         wait_for_strokes(page, len(strokes))
-        assert metric(page) == "9"
+        assert metric(page) == truth
         assert "Traceback" not in page.content()

@@ -17,7 +17,7 @@ import pytest
 from digit_app import db
 from digit_app.config import PROJECT_ROOT
 from tests.browser_support import chromium, draw, metric, streamlit_server, wait_for_strokes
-from tests.handwriting import handwriting_dir, pendigits, strokes_on_canvas
+from tests.handwriting import handwriting_dir, misread_drawing, strokes_on_canvas
 from tests.pg_support import postgres_server
 from tests.test_browser_feedback import TINY
 
@@ -51,7 +51,8 @@ def _metric_value(page: object, label: str) -> str:
 def test_feedback_and_new_versions_are_shared(replicas: tuple[str, str, Path]) -> None:
     url_a, url_b, store = replicas
     handwriting_dir()
-    sample = next(s for s in pendigits() if s["label"] == 4)
+    sample, _ = misread_drawing(store / "mnist_cnn", 1)  # a real error of version 1, corrected
+    truth = str(sample["label"])
     strokes = strokes_on_canvas(sample)
     with chromium() as browser:
         a = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
@@ -65,7 +66,7 @@ def test_feedback_and_new_versions_are_shared(replicas: tuple[str, str, Path]) -
         a.locator("canvas.upper-canvas").wait_for(timeout=120_000)
         draw(a, strokes)
         wait_for_strokes(a, len(strokes))
-        a.get_by_role("textbox", name="Correct digits").fill("9")
+        a.get_by_role("textbox", name="Correct digits").fill(truth)
         a.get_by_role("button", name="Save feedback").click()
         a.get_by_text("1 correction(s)").wait_for(timeout=20_000)
 
@@ -89,4 +90,4 @@ def test_feedback_and_new_versions_are_shared(replicas: tuple[str, str, Path]) -
         draw(b, strokes)
         wait_for_strokes(b, len(strokes), timeout_ms=90_000)  # B loads version 2 on this run
         b.get_by_text("model version 2").first.wait_for(timeout=20_000)
-        assert metric(b) == "9"
+        assert metric(b) == truth
