@@ -10,7 +10,9 @@ model is unsure about counts as wrong, as does an image in which no digit was fo
              into the 280x280 canvas and the strokes redrawn from their paths with an
              MNIST-like pen (`digit_app.strokes`); pendigits-fit: each drawing scaled to fill
              the canvas, as people draw on it; pendigits-pixels: the canvas's own pixels with
-             an 18 px pen (a screenshot of a drawing, uploaded)
+             an 18 px pen (a screenshot of a drawing, uploaded); pendigits-page: the redrawn
+             strokes read as the Draw page reads them, in multi-digit mode (a drawing read
+             as two digits is wrong)
   scans      scanned cells, one digit each, uploaded as PNG files
   cheques    courtesy amounts: whole string exact, per digit (edit distance), and per digit
              with the true boxes (recognition alone, without segmentation)
@@ -40,6 +42,7 @@ from digit_app.strokes import render_strokes as redraw_strokes
 
 DATASETS = (
     "pendigits",
+    "pendigits-page",
     "pendigits-fit",
     "pendigits-pixels",
     "scans",
@@ -215,6 +218,35 @@ def score_single(name: str, samples: Iterator, predictor, limit: int | None, kee
     return sc
 
 
+def score_page(name: str, samples: Iterator, predictor, limit: int | None) -> Score:
+    """Each drawing read as the Draw page reads it: `recognize` in multi-digit mode, whole answer."""
+    from digit_app.recognize import recognize_batch
+
+    sc = Score(name)
+    t0 = time.perf_counter()
+    chunk: list[tuple[np.ndarray, int]] = []
+
+    def flush() -> None:
+        for result, (_, label) in zip(
+            recognize_batch([img for img, _ in chunk], predictor, single=False), chunk
+        ):
+            sc.correct += int(result.digits == str(label))
+            sc.unsure += int("?" in result.digits)
+            sc.missing += int(len(result.digits) != 1)
+        chunk.clear()
+
+    for i, (_, image, label) in enumerate(samples):
+        if limit is not None and i >= limit:
+            break
+        sc.n += 1
+        chunk.append((image, label))
+        if len(chunk) == 256:
+            flush()
+    flush()
+    sc.seconds = time.perf_counter() - t0
+    return sc
+
+
 def _edit_distance(a: str, b: str) -> int:
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
@@ -347,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             scores += score_cheques(root, predictor, args.limit, keep)
         elif name == "mnist":
             scores += score_mnist(predictor, args.limit, keep)
+        elif name == "pendigits-page":
+            scores.append(score_page(name, pendigits(root), predictor, args.limit))
         else:
             source = {
                 "pendigits": pendigits,

@@ -287,6 +287,74 @@ def test_segment_touching_digits_are_split():
         assert abs(got - expected) < 12
 
 
+def test_cuts_weave_between_digits_that_lean_into_each_other():
+    from digit_app.preprocess import _Group, _pieces_between, _seams
+
+    # Two slanted strokes (a "11" written fast), not touching, each reaching into the other's
+    # columns: any vertical line between them cuts one of them.
+    strokes = [np.zeros((100, 90), np.uint8), np.zeros((100, 90), np.uint8)]
+    cv2.line(strokes[0], (50, 5), (10, 95), 1, 7)
+    cv2.line(strokes[1], (80, 5), (40, 95), 1, 7)
+    mask = (strokes[0] | strokes[1]).astype(bool)
+    assert all((strokes[0][:, x].any() and strokes[1][:, x].any()) for x in range(40, 51))
+    group = _Group(0, 0, 90, 100, [1], int(mask.sum()))
+    pieces = _pieces_between(group, mask, _seams(mask, [0, 43, 90], 43.0))
+    assert len(pieces) == 2
+    for piece, stroke in zip(pieces, strokes):
+        x, y, w, h = piece.box
+        whole = np.zeros_like(mask)
+        whole[y : y + h, x : x + w] = piece.mask
+        assert np.array_equal(whole, stroke.astype(bool))
+
+
+def test_a_reading_pays_for_a_shape_unusual_for_its_class():
+    from digit_app.preprocess import _reading_score
+
+    nine = np.full(10, 0.01)
+    nine[9] = 0.91
+    usual = _reading_score(nine, 42, 60)  # a 9 is about 0.7 of its height wide
+    assert usual == pytest.approx(np.log(0.91))
+    assert _reading_score(nine, 90, 60) < usual - 1.0  # two digits read as one 9
+    one = np.full(10, 0.01)
+    one[1] = 0.91
+    assert _reading_score(one, 18, 60) == pytest.approx(np.log(0.91))  # a 1 may be a bare stroke
+
+
+def _side_by_side(a: np.ndarray, b: np.ndarray, overlap: float) -> np.ndarray:
+    """Two MNIST digits written 60 px tall on grey paper, the second reaching `overlap` of the
+    height back into the first's box (so that their strokes touch or interleave)."""
+
+    def glyph(img: np.ndarray) -> np.ndarray:
+        ys, xs = np.nonzero(img > 20)
+        c = img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
+        return cv2.resize(
+            c, (max(2, round(c.shape[1] * 60 / c.shape[0])), 60), interpolation=cv2.INTER_LINEAR
+        )
+
+    ga, gb = glyph(a), glyph(b)
+    x = ga.shape[1] - int(overlap * 60)
+    ink = np.zeros((100, 40 + x + gb.shape[1]), np.float32)
+    ink[20:80, 20 : 20 + ga.shape[1]] = ga
+    np.maximum(ink[20:80, 20 + x : 20 + x + gb.shape[1]], gb, out=ink[20:80, 20 + x : 20 + x + gb.shape[1]])
+    return np.clip(220 - ink / 255 * 180, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("first", [256, 316, 322])
+def test_touching_mnist_digits_are_read_as_two(mnist_dir, first):
+    # MNIST test digits the segmentation used to read as one digit when they touch: cut
+    # straight down and charged for every cut, the pair won as one confident reading.
+    from digit_app.predictor import served_predictor
+    from digit_app.recognize import recognize
+    from training.data import load_mnist
+
+    m = load_mnist(data_dir=mnist_dir, progress=False)
+    predictor = served_predictor()
+    truth = f"{m.y_test[first]}{m.y_test[first + 1]}"
+    for overlap in (0.05, 0.1, 0.15):
+        image = _side_by_side(m.x_test[first], m.x_test[first + 1], overlap)
+        assert recognize(image, predictor, single=False).digits == truth, overlap
+
+
 def test_a_four_in_two_strokes_is_one_digit():
     img = np.full((160, 160), 255, np.uint8)
     cv2.line(img, (70, 20), (30, 100), 0, 9)  # the open left stroke and the bar
