@@ -1,12 +1,14 @@
 """Reading digit strings: synthetic numbers built from held-out MNIST digits.
 
-    python -m benchmarks.strings [--n 600] [--seed 0] [--touching T] [--slant 0.25] [--save-examples DIR]
+    python -m benchmarks.strings [--n 600] [--seed 0] [--touching T [--marks M]] [--slant 0.25] [--save-examples DIR]
 
 Each string (1 to 7 digits, as on a cheque) is made of MNIST validation digits, the ones
 training holds out for model selection (the served model never learned from them). The
 digits are scaled to a common height with some jitter, set on a baseline that wanders a
 little, and spaced as people write: apart, or touching and overlapping (a share of the
-neighbours: none, 35% and all of them, or `--touching`); the whole line leans. The page is
+neighbours: none, 35% and all of them, or `--touching`); the whole line leans. In the last
+setting half the strings have a separator between two digits (".", ",", "-") and half an end
+mark ("-", "="), which are not digits and must not be read. The page is
 grey paper with dark ink and sensor noise. The string is read by the same
 `preprocess_multi` + model as uploads and cheques.
 
@@ -54,33 +56,70 @@ def _ink_crop(img: np.ndarray) -> np.ndarray:
     return img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
+def _mark(kind: str, height: float) -> tuple[np.ndarray, float]:
+    """A separator or end mark drawn with a digit's pen: its ink and its top, relative to the baseline."""
+    pen = max(2, int(round(0.1 * height)))
+    if kind == ".":
+        side = 2 * pen
+        img = np.zeros((side, side), np.float32)
+        cv2.circle(img, (side // 2, side // 2), pen // 2 + 1, 255.0, -1, cv2.LINE_AA)
+        return img, -side
+    if kind == ",":
+        img = np.zeros((int(0.3 * height), 2 * pen + 4), np.float32)
+        cv2.line(img, (img.shape[1] - pen, pen), (pen, img.shape[0] - pen), 255.0, pen, cv2.LINE_AA)
+        return img, -0.12 * height
+    width = int(height * 0.45)
+    if kind == "-":
+        img = np.zeros((2 * pen, width), np.float32)
+        cv2.line(img, (pen // 2, pen), (width - pen // 2, pen), 255.0, pen, cv2.LINE_AA)
+        return img, -0.55 * height
+    img = np.zeros((int(0.3 * height), width), np.float32)  # "="
+    for y in (pen, img.shape[0] - pen):
+        cv2.line(img, (pen // 2, y), (width - pen // 2, y), 255.0, pen, cv2.LINE_AA)
+    return img, -0.62 * height
+
+
 def make_string(
-    images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, touching: float, slant: float
+    images: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    touching: float,
+    slant: float,
+    marks: float = 0.0,
 ) -> tuple[np.ndarray, str]:
-    """A grey page with 1-7 MNIST digits written side by side, and the string it shows."""
+    """A grey page with 1-7 MNIST digits written side by side, and the string it shows.
+
+    With probability `marks` a separator (".", ",", "-") is written between two of the digits,
+    and, independently, an end mark ("-" or "=") after the last: they are not part of the string.
+    """
     n = int(rng.integers(1, 8))
     picks = rng.integers(0, len(images), n)
     height = HEIGHT * rng.uniform(0.85, 1.15)
-    glyphs = []
+    items: list[tuple[np.ndarray, float | None]] = []  # ink, top relative to the baseline (None: a digit)
     for i in picks:
         crop = _ink_crop(images[i]).astype(np.float32)
         h = height * rng.uniform(0.9, 1.1)
         w = max(2, int(round(crop.shape[1] * h / crop.shape[0])))
-        glyphs.append(cv2.resize(crop, (w, int(round(h))), interpolation=cv2.INTER_LINEAR))
+        items.append((cv2.resize(crop, (w, int(round(h))), interpolation=cv2.INTER_LINEAR), None))
+    if marks and n > 1 and rng.random() < marks:
+        items.insert(int(rng.integers(1, n)), _mark(str(rng.choice([".", ",", "-"])), height))
+    if marks and rng.random() < marks:
+        items.append(_mark(str(rng.choice(["-", "="])), height))
     margin = int(0.3 * height)
-    page_w = sum(g.shape[1] for g in glyphs) + int(0.4 * height * n) + 2 * margin
+    page_w = sum(g.shape[1] for g, _ in items) + int(0.4 * height * len(items)) + 2 * margin
     page_h = int(1.5 * height) + 2 * margin
     ink = np.zeros((page_h, page_w), np.float32)
     x = margin
     base = margin + int(1.2 * height)
-    for k, g in enumerate(glyphs):
+    for k, (g, top) in enumerate(items):
         if k:
-            if rng.random() < touching:  # joined or overlapping, as in fast writing
+            digits = top is None and items[k - 1][1] is None
+            if digits and rng.random() < touching:  # joined or overlapping, as in fast writing
                 x -= int(rng.uniform(0.0, 0.18) * height)
             else:
                 x += int(rng.uniform(0.05, 0.35) * height)
-        y = base - g.shape[0] + int(rng.normal(0, 0.05) * height)
-        y = int(np.clip(y, 0, page_h - g.shape[0]))
+        y = base - g.shape[0] if top is None else base + top
+        y = int(np.clip(y + int(rng.normal(0, 0.05) * height), 0, page_h - g.shape[0]))
         x = max(0, x)
         region = ink[y : y + g.shape[0], x : x + g.shape[1]]
         np.maximum(region, g[: region.shape[0], : region.shape[1]], out=region)
@@ -121,14 +160,20 @@ def validation_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def score_strings(
-    predictor, n: int, seed: int, touching: float, slant: float, examples: Path | None = None
+    predictor,
+    n: int,
+    seed: int,
+    touching: float,
+    slant: float,
+    examples: Path | None = None,
+    marks: float = 0.0,
 ) -> StringScore:
     images, labels = validation_digits()
     rng = np.random.default_rng(seed)
     score = StringScore()
     t0 = time.perf_counter()
     for k in range(n):
-        gray, truth = make_string(images, labels, rng, touching, slant)
+        gray, truth = make_string(images, labels, rng, touching, slant, marks)
         crops = preprocess_multi(gray, predictor.predict_probabilities)
         probs = (
             predictor.predict_probabilities(np.stack([c.image for c in crops])[..., None]) if crops else []
@@ -146,7 +191,12 @@ def score_strings(
     return score
 
 
-SETTINGS = (("apart", 0.0), ("mixed: 35% of neighbours touch", 0.35), ("every neighbour touches", 1.0))
+SETTINGS = (  # name, share of touching neighbours, chance of a separator and of an end mark
+    ("apart", 0.0, 0.0),
+    ("mixed: 35% of neighbours touch", 0.35, 0.0),
+    ("every neighbour touches", 1.0, 0.0),
+    ("mixed, with separators (. , -) and end marks (- =)", 0.35, 0.5),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         help="Only this share of touching neighbours (default: apart, 35%% and all), not written to BENCHMARKS.md.",
     )
     parser.add_argument(
+        "--marks", type=float, default=0.0, help="With --touching: chance of a separator, and of an end mark."
+    )
+    parser.add_argument(
         "--slant", type=float, default=0.25, help="Largest lean of the whole line (horizontal shift per row)."
     )
     parser.add_argument("--model-dir", type=Path, default=None, help="Default: the served model.")
@@ -175,10 +228,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     predictor = Predictor.load(args.model_dir or settings.model_dir, args.version, settings.unsure_threshold)
-    chosen = SETTINGS if args.touching is None else (("chosen", args.touching),)
+    chosen = SETTINGS if args.touching is None else (("chosen", args.touching, args.marks),)
     rows = []
-    for name, touching in chosen:
-        s = score_strings(predictor, args.n, args.seed, touching, args.slant, args.save_examples)
+    for name, touching, marks in chosen:
+        s = score_strings(predictor, args.n, args.seed, touching, args.slant, args.save_examples, marks)
         r = s.row()
         print(
             f"{name}: exact {r['exact']:.2f}%, digit count right {r['count']:.2f}%,"

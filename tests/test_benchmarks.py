@@ -1,0 +1,65 @@
+"""The synthetic digit strings that choose the segmentation's settings are what they claim."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.strings import _mark, make_string, score_strings
+
+
+def _digits(n: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Stand-ins for MNIST digits: a filled bar whose width encodes the label."""
+    images = np.zeros((n, 28, 28), np.uint8)
+    labels = np.arange(n) % 10
+    for i, label in enumerate(labels):
+        images[i, 4:24, 10 : 12 + int(label)] = 255
+    return images, labels
+
+
+def test_strings_are_reproducible_and_labelled():
+    images, labels = _digits()
+    a = make_string(images, labels, np.random.default_rng(3), 0.35, 0.25, 0.5)
+    b = make_string(images, labels, np.random.default_rng(3), 0.35, 0.25, 0.5)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    for seed in range(20):
+        gray, truth = make_string(images, labels, np.random.default_rng(seed), 0.35, 0.25, 0.5)
+        assert gray.dtype == np.uint8 and 1 <= len(truth) <= 7 and truth.isdigit()
+        assert gray.min() < 120 < np.median(gray)  # dark ink on light paper
+
+
+def test_touching_digits_overlap_and_apart_digits_do_not():
+    images, labels = _digits()
+    apart = [make_string(images, labels, np.random.default_rng(s), 0.0, 0.0) for s in range(10)]
+    joined = [make_string(images, labels, np.random.default_rng(s), 1.0, 0.0) for s in range(10)]
+
+    # Bars that never touch leave paper between them: as many ink runs across a row as digits.
+    def runs(gray: np.ndarray) -> int:
+        row = gray[gray.shape[0] // 2] < 120
+        return int(np.count_nonzero(row[1:] & ~row[:-1]))
+
+    assert all(runs(g) == len(t) for g, t in apart)
+    assert sum(runs(g) < len(t) for g, t in joined if len(t) > 1) > 0
+
+
+@pytest.mark.parametrize("kind", [".", ",", "-", "="])
+def test_marks_are_smaller_than_digits(kind):
+    ink, top = _mark(kind, 64.0)
+    assert ink.max() > 200 and ink.shape[0] < 0.5 * 64 and top < 0
+
+
+def test_score_counts_exact_strings_with_a_perfect_and_a_blind_reader(mnist_dir, monkeypatch):
+    monkeypatch.setenv("MNIST_DIR", str(mnist_dir))
+    from digit_app.predictor import served_predictor
+
+    good = score_strings(served_predictor(), 12, 0, 0.0, 0.0)
+    assert good.n == 12 and good.exact >= 10 and good.digits_right <= good.digits
+
+    class Blind:
+        unsure_threshold = 0.5
+
+        def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
+            return np.full((len(images), 10), 0.1, np.float32)
+
+    blind = score_strings(Blind(), 12, 0, 0.0, 0.0)
+    assert blind.exact == 0 and blind.row()["exact"] == 0.0
