@@ -1141,6 +1141,8 @@ def _seams(gmask: np.ndarray, cuts: list[int], step: float) -> list[np.ndarray]:
     """
     h, w = gmask.shape
     inner = cuts[1:-1]
+    if not inner:
+        return [np.zeros(h, np.int32), np.full(h, w, np.int32)]
     f = min(1.0, SEAM_ROWS / h)
     small = gmask.astype(np.float32)
     if f < 1.0:
@@ -1150,7 +1152,8 @@ def _seams(gmask: np.ndarray, cuts: list[int], step: float) -> list[np.ndarray]:
     starts = np.array([round(c * f) - half for c in inner])
     cols = starts[:, None] + np.arange(2 * half + 1)[None, :]  # (seams, window)
     inside = (cols >= 1) & (cols < ws - 1)
-    cost = np.where(inside[:, None, :], small[:, np.clip(cols, 0, ws - 1)].transpose(1, 0, 2), np.inf)
+    # Outside the group: far dearer than ink, but finite, so that every window has a path.
+    cost = np.where(inside[:, None, :], small[:, np.clip(cols, 0, ws - 1)].transpose(1, 0, 2), 1e6)
     cost = cost + 1e-3 * np.abs(np.arange(2 * half + 1) - half)  # ties: the straightest path
     offsets = _cheapest_paths(cost.astype(np.float32))  # (seams, rows), columns in the window
     rows = np.minimum((np.arange(h) * f).astype(np.int64), hs - 1)

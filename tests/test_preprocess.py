@@ -307,6 +307,26 @@ def test_cuts_weave_between_digits_that_lean_into_each_other():
         assert np.array_equal(whole, stroke.astype(bool))
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_cut_paths_split_any_group_into_disjoint_pieces_that_cover_it(seed):
+    from digit_app.preprocess import _cuts, _Group, _pieces_between, _seams
+
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(1, 300)), int(rng.integers(1, 300))
+    mask = rng.random((h, w)) < rng.uniform(0.05, 0.9)
+    k = int(rng.integers(2, 9))
+    prof = mask.sum(axis=0).astype(float)
+    bounds = _seams(mask, _cuts(prof, k), w / k)
+    for left, right in zip(bounds[:-1], bounds[1:]):
+        assert np.all(left <= right) and left.min() >= 0 and right.max() <= w
+    covered = np.zeros((h, w), int)
+    for p in _pieces_between(_Group(0, 0, w, h, [1], int(mask.sum())), mask, bounds):
+        x, y, pw, ph = p.box
+        assert p.mask.shape == (ph, pw) and p.mask.any()
+        covered[y : y + ph, x : x + pw] += p.mask
+    assert np.array_equal(covered, mask.astype(int))
+
+
 def test_a_reading_pays_for_a_shape_unusual_for_its_class():
     from digit_app.preprocess import _reading_score
 
