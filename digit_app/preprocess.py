@@ -1128,6 +1128,7 @@ def _slices(g: _Group, gmask: np.ndarray, ref: float) -> list[Piece]:
 
 SEAM_STEP_COST = 0.05  # per column moved sideways in one row: seams lean only to avoid ink
 SEAM_ROWS = 48  # paths are found on the group shrunk to this many rows (speed)
+SEAM_REACH = 0.3  # a path strays at most this many slice widths from its cut's column
 
 
 def _seams(gmask: np.ndarray, cuts: list[int], step: float) -> list[np.ndarray]:
@@ -1148,7 +1149,7 @@ def _seams(gmask: np.ndarray, cuts: list[int], step: float) -> list[np.ndarray]:
     if f < 1.0:
         small = cv2.resize(small, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
     hs, ws = small.shape
-    half = max(1, int(0.3 * step * f))
+    half = max(1, int(SEAM_REACH * step * f))
     starts = np.array([round(c * f) - half for c in inner])
     cols = starts[:, None] + np.arange(2 * half + 1)[None, :]  # (seams, window)
     inside = (cols >= 1) & (cols < ws - 1)
