@@ -454,6 +454,10 @@ def test_retrain_cli_end_to_end(served: Path, mnist, tmp_path: Path, gate_flags:
         assert job.result["version"] == 2 and model_store.list_versions(served) == [1, 2]
         card = model_store.read_card(served, 2)
         assert card["parent_version"] == 1 and card["retrain"]["gate"]["passed"]
+        parent = model_store.read_card(served, 1)
+        if "calibration" in parent:  # the parent's temperature is applied to the child too
+            assert card["calibration"]["temperature"] == parent["calibration"]["temperature"]
+            assert card["calibration"]["inherited_from"] == 1
         assert (served / "2" / model_store.EXTRA_DIR / "model.keras").is_file()
         from digit_app.predictor import Predictor
 

@@ -246,3 +246,19 @@ def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.
     rng.shuffle(train)
     rng.shuffle(val)
     return train, val
+
+
+def held_out(
+    y_train: np.ndarray, n_test: int, val_fraction: float, seed: int, limit: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices (train, val, test) a run uses: the stratified split, and with `limit` smaller sets.
+
+    Training and calibration call this alike, so a version's temperature is fitted on exactly
+    the validation images its training held out.
+    """
+    train_idx, val_idx = stratified_split(y_train, val_fraction, seed)
+    if limit:
+        train_idx = train_idx[:limit]
+        val_idx = val_idx[: max(limit // 5, 100)]
+    test_idx = np.arange(min(n_test, limit) if limit else n_test)
+    return train_idx, val_idx, test_idx

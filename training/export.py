@@ -16,13 +16,21 @@ OUTPUT_NAME = "probabilities"
 KERAS_FILE = "model.keras"
 
 
-def write_savedmodel(model: keras.Model, path: Path) -> None:
-    """SavedModel whose `serving_default` maps image [None,28,28,1] f32 -> probabilities [None,10] f32."""
+def write_savedmodel(model: keras.Model, path: Path, temperature: float = 1.0) -> None:
+    """SavedModel whose `serving_default` maps image [None,28,28,1] f32 -> probabilities [None,10] f32.
+
+    With a temperature (`training.calibrate`), the model's probabilities are raised to 1/T and
+    renormalised inside the graph, so every server of the version serves calibrated numbers.
+    """
     archive = keras.export.ExportArchive()
     archive.track(model)
+    inverse = float(1.0 / temperature)
 
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {OUTPUT_NAME: tf.cast(model(image, training=False), tf.float32)}
+        probs = tf.cast(model(image, training=False), tf.float32)
+        if inverse != 1.0:
+            probs = tf.nn.softmax(tf.math.log(tf.maximum(probs, 1e-12)) * inverse, axis=-1)
+        return {OUTPUT_NAME: probs}
 
     archive.add_endpoint(
         name="serving_default",

@@ -277,6 +277,7 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     """The whole fine-tuning run; returns the job result (gate report and version, if published)."""
     import keras
 
+    from training.calibrate import card_temperature, scale
     from training.evaluate import write_report
     from training.export import KERAS_FILE, write_extras, write_savedmodel
     from training.train import git_commit
@@ -344,13 +345,15 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     corrections = int(corrected.sum())
     learned = (cand_fb.argmax(1) == y_fb)[corrected]
     report["corrections"] = {"n": corrections, "learned": float(learned.mean()) if corrections else 1.0}
+    base_card = model_store.read_card(model_dir, base_version)
+    temperature = card_temperature(base_card)  # the parent's calibration carries over
     card: dict[str, Any] = {
         "model_name": model_dir.name,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "parent_version": base_version,
         "retrain": {"config": cfg.to_dict(), "job": job_id, "gate": report},
-        "config": model_store.read_card(model_dir, base_version).get("config", {}),
+        "config": base_card.get("config", {}),
         "data": {
             "source": mnist.source,
             "sha256": mnist.sha256,
@@ -362,6 +365,8 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
             "card": f"{model_store.EXTRA_DIR}/card.json",
         },
     }
+    if "calibration" in base_card:
+        card["calibration"] = {**base_card["calibration"], "inherited_from": base_version}
     result: dict[str, Any] = {"gate": report, "base_version": base_version, "version": None}
     reporter.update(force=True, phase="publishing" if report["passed"] else "keeping the candidate aside")
     if report["passed"]:
@@ -369,9 +374,9 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
             raise RetrainError("this job was marked as failed meanwhile (no heartbeat); not publishing")
         staged = model_store.staging_dir(model_dir)
         try:
-            write_savedmodel(model, staged)
+            write_savedmodel(model, staged, temperature)
             extra = write_extras(model, staged, card)
-            card["test"] = write_report(extra, x_te, y_te, cand_test, {})
+            card["test"] = write_report(extra, x_te, y_te, scale(cand_test, temperature), {})
             (extra / model_store.CARD_NAME).write_text(
                 json.dumps(card, indent=2, sort_keys=True, default=str)
             )

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from digit_app import model_store  # noqa: E402
 from digit_app.config import PROJECT_ROOT  # noqa: E402
 from training.config import TrainConfig, add_config_arguments, config_from_args  # noqa: E402
-from training.data import DataError, Mnist, load_mnist, stratified_split  # noqa: E402
+from training.data import DataError, Mnist, held_out, load_mnist  # noqa: E402
 
 TARGET_VAL_ACCURACY = 0.995  # reported as "time to 99.5%"
 
@@ -121,14 +121,12 @@ def make_datasets(cfg: TrainConfig, mnist: Mnist) -> dict[str, Any]:
 
     from training.augment import augment_batch, european_variants, light_augment_batch
 
-    train_idx, val_idx = stratified_split(mnist.y_train, cfg.val_fraction, cfg.seed)
-    if cfg.limit:
-        train_idx = train_idx[: cfg.limit]
-        val_idx = val_idx[: max(cfg.limit // 5, 100)]
+    train_idx, val_idx, test_idx = held_out(
+        mnist.y_train, len(mnist.x_test), cfg.val_fraction, cfg.seed, cfg.limit
+    )
     x_tr, y_tr = mnist.x_train[train_idx], mnist.y_train[train_idx]
     x_val, y_val = mnist.x_train[val_idx], mnist.y_train[val_idx]
-    n_test = min(len(mnist.x_test), cfg.limit) if cfg.limit else len(mnist.x_test)
-    x_te, y_te = mnist.x_test[:n_test], mnist.y_test[:n_test]
+    x_te, y_te = mnist.x_test[test_idx], mnist.y_test[test_idx]
     variants = european_variants(x_tr, y_tr, cfg.seed)
 
     def pipeline(augment: Any) -> Any:
@@ -147,6 +145,8 @@ def make_datasets(cfg: TrainConfig, mnist: Mnist) -> dict[str, Any]:
         "train": pipeline(augment_batch),
         "settle": pipeline(light_augment_batch),
         "val": val,
+        "x_val": x_val.astype(np.float32)[..., None] / 255.0,
+        "y_val": y_val,
         "x_test": x_te,
         "y_test": y_te,
         "counts": {"train": len(x_tr), "val": len(x_val), "test": len(x_te)},
@@ -185,6 +185,7 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     import tensorflow as tf
 
     from training import distributed
+    from training.calibrate import fit_temperature, report, scale
     from training.evaluate import write_report
     from training.export import write_extras, write_savedmodel
     from training.model import build_model
@@ -247,10 +248,17 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
         model.set_weights(selection.best_weights)
 
     x_te = data["x_test"].astype(np.float32)[..., None] / 255.0
+    x_val, y_val = data["x_val"], data["y_val"]
     if cfg.distributed:
         probs = distributed.predict(model, x_te, batch_size=1024)
+        val_probs = distributed.predict(model, x_val, batch_size=1024)
     else:
         probs = model.predict(x_te, batch_size=1024, verbose=0)
+        val_probs = model.predict(x_val, batch_size=1024, verbose=0)
+    # Honest probabilities: one temperature, fitted on the held-out validation images.
+    temperature = fit_temperature(val_probs, y_val) if len(y_val) else 1.0
+    calibration = report(val_probs, y_val, temperature, "MNIST validation split") if len(y_val) else {}
+    probs = scale(probs, temperature)
     card: dict[str, Any] = {
         "model_name": cfg.resolved_out().name,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -263,6 +271,7 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
             "outputs": {"probabilities": "float32 [None, 10]"},
         },
         "validation": {"best_accuracy": selection.best_acc, "best_epoch": selection.best_epoch},
+        "calibration": calibration or {"temperature": 1.0, "fitted_on": "nothing (no validation split)"},
         "history": {k: [float(v) for v in vals] for k, vals in history.items()},
         "timings": {
             "fit_seconds": round(fit_seconds, 1),
@@ -288,7 +297,7 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     model_dir = cfg.resolved_out()
     staged = model_store.staging_dir(model_dir)
     try:
-        write_savedmodel(model, staged)
+        write_savedmodel(model, staged, temperature)
         extra = write_extras(model, staged, card)
         card["test"] = write_report(extra, data["x_test"], data["y_test"], probs, card["history"])
         card["timings"]["total_seconds"] = round(time.perf_counter() - t0, 1)
