@@ -270,7 +270,7 @@ def score_cheques(root: Path, predictor, limit: int | None, keep_wrong: int = 0)
     for row in rows:
         truth = row["digits"].strip()
         gray = decode_image((folder / "images" / row["file"]).read_bytes(), row["file"])
-        crops = preprocess_multi(gray, predictor.predict_probabilities)
+        crops = preprocess_multi(gray, predictor.predict_probabilities, temperature=predictor.temperature)
         paper = int(np.median(gray))
         probs = _predict(predictor, [c.image for c in crops])
         got = "".join("?" if p.max() < threshold else str(int(p.argmax())) for p in probs)

@@ -174,7 +174,9 @@ def score_strings(
     t0 = time.perf_counter()
     for k in range(n):
         gray, truth = make_string(images, labels, rng, touching, slant, marks)
-        crops = preprocess_multi(gray, predictor.predict_probabilities)
+        crops = preprocess_multi(
+            gray, predictor.predict_probabilities, temperature=getattr(predictor, "temperature", 1.0)
+        )
         probs = (
             predictor.predict_probabilities(np.stack([c.image for c in crops])[..., None]) if crops else []
         )

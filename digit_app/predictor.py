@@ -64,6 +64,11 @@ class Predictor:
     _fn: object = field(default=None, repr=False)
     _loaded: object = field(default=None, repr=False)
 
+    @property
+    def temperature(self) -> float:
+        """The temperature the version's probabilities are calibrated with (1.0: not calibrated)."""
+        return float(self.card.get("calibration", {}).get("temperature", 1.0))
+
     @classmethod
     def load(cls, model_dir: Path, version: int | None = None, unsure_threshold: float = 0.5) -> Predictor:
         """Load a version (the served one by default) and run one warm-up batch."""

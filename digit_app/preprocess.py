@@ -1002,6 +1002,7 @@ def segment_pieces(
     ink: np.ndarray | None = None,
     scorer: Scorer | None = None,
     components: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None,
+    temperature: float = 1.0,
 ) -> list[Piece]:
     """The digits of a cleaned ink mask, left to right.
 
@@ -1048,7 +1049,7 @@ def segment_pieces(
     groups.sort(key=lambda g: g.x0)
     masks = [_label_mask(labels[g.y0 : g.y1, g.x0 : g.x1], g.labels) for g in groups]
     if scorer is not None and ink is not None:
-        pieces = _read_row(groups, masks, ref, ink, scorer)
+        pieces = _read_row(groups, masks, ref, ink, scorer, temperature)
     else:
         pieces = [p for g, m in zip(groups, masks) for p in _split_heuristic(g, m, ref)]
     pieces.sort(key=lambda p: p.box[0] + p.box[2] / 2.0)
@@ -1103,18 +1104,29 @@ ASPECT_WEIGHT = 1.0
 ASPECT_SLACK = 1.5  # real writing varies more than MNIST
 
 
-def _reading_score(p: np.ndarray, w: float, h: float) -> float:
-    """log P(class) plus how usual the piece's shape is for that class, for the best class."""
+def _reading_score(p: np.ndarray, w: float, h: float, temperature: float = 1.0) -> float:
+    """log P(class) plus how usual the piece's shape is for that class, for the best class.
+
+    Probabilities calibrated with a temperature T are first taken back to the network's own
+    (p ** T, renormalised): calibration is for what the user reads, and sharpening them made
+    two touching digits read as one confident digit win more often.
+    """
     logp = np.log(np.maximum(p, 1e-6))
+    if temperature != 1.0:
+        logp = logp * temperature
+        logp = logp - np.log(np.exp(logp - logp.max()).sum()) - logp.max()
     if ASPECT_WEIGHT:
         z = (np.log(max(w, 1.0) / max(h, 1.0)) - ASPECT_LOG) / (ASPECT_SLACK * ASPECT_SPREAD)
         logp = logp - ASPECT_WEIGHT * 0.5 * np.maximum(np.abs(z) - 1.0, 0.0) ** 2
     return float(logp.max())
 
 
+SLIVER_WEIGHT = 1.0
+
+
 def _sliver_cost(w: float, ref: float) -> float:
     a = w / ref
-    return 0.5 * ((0.45 - a) / 0.1) ** 2 if a < 0.45 else 0.0
+    return SLIVER_WEIGHT * 0.5 * ((0.45 - a) / 0.1) ** 2 if a < 0.45 else 0.0
 
 
 def _slices(g: _Group, gmask: np.ndarray, ref: float) -> list[Piece]:
@@ -1212,7 +1224,12 @@ def _union(pieces: list[Piece]) -> Piece:
 
 
 def _read_row(
-    groups: list[_Group], masks: list[np.ndarray], ref: float, ink: np.ndarray, scorer: Scorer
+    groups: list[_Group],
+    masks: list[np.ndarray],
+    ref: float,
+    ink: np.ndarray,
+    scorer: Scorer,
+    temperature: float = 1.0,
 ) -> list[Piece]:
     slices: list[Piece] = []
     starts_group: list[bool] = []
@@ -1263,7 +1280,7 @@ def _read_row(
         probs = np.asarray(scorer(np.stack([piece(k).normalized[2] for k in ks]).astype(np.float32)))
         for k, p in zip(ks, probs):
             piece(k).probabilities = p
-            logps[k] = _reading_score(p, cands[k][2][2], cands[k][2][3])
+            logps[k] = _reading_score(p, cands[k][2][2], cands[k][2][3], temperature)
 
     def best_path() -> list[int]:
         # Unread candidates count with the best confidence there is (log 1 = 0): an upper bound.
@@ -1393,17 +1410,19 @@ def _piece_ink_at(ink: np.ndarray, piece: Piece) -> tuple[int, int, np.ndarray]:
 
 
 def preprocess_multi(
-    image: np.ndarray, scorer: Scorer | None = None, fast: bool | None = None
+    image: np.ndarray, scorer: Scorer | None = None, fast: bool | None = None, temperature: float = 1.0
 ) -> list[DigitCrop]:
     """Grayscale or ink image holding one or more digits -> one DigitCrop per digit, left to right.
 
     `scorer` (optional): a function from (N, 28, 28) images to (N, 10) probabilities, used to
     decide how to split groups that may hold several touching digits. Its answers for the
-    digits kept come back in `DigitCrop.probabilities`. `fast`: as in `to_ink`.
+    digits kept come back in `DigitCrop.probabilities`. `temperature`: the one the scorer's
+    probabilities were calibrated with (`Predictor.temperature`); segmentation weighs the
+    network's own evidence, on the scale its settings were chosen for. `fast`: as in `to_ink`.
     """
     gray = _as_gray_u8(image)
     if FAST if fast is None else fast:
-        crops = _clean_one_piece_row(gray, scorer)
+        crops = _clean_one_piece_row(gray, scorer, temperature)
         if crops is not _UNSURE:
             return crops
     # `to_ink_detail` already blanked the ink outside the support of its mask.
@@ -1411,7 +1430,7 @@ def preprocess_multi(
     if not mask.any():
         return []
     out = []
-    for piece in segment_pieces(mask, ink, scorer, info.components):
+    for piece in segment_pieces(mask, ink, scorer, info.components, temperature):
         if not is_digit_like(piece.mask):  # the same as on the whole image: it is all there is
             continue
         # Its pixels and their grey edge, in the whole image.
@@ -1432,7 +1451,9 @@ def preprocess_multi(
     return out
 
 
-def _clean_one_piece_row(gray: np.ndarray, scorer: Scorer | None) -> list[DigitCrop] | object:
+def _clean_one_piece_row(
+    gray: np.ndarray, scorer: Scorer | None, temperature: float = 1.0
+) -> list[DigitCrop] | object:
     """`preprocess_multi` of a clean drawing whose ink is one connected piece, or `_UNSURE`.
 
     What the general path makes of it, without its machinery: one piece is one group, which
@@ -1476,7 +1497,7 @@ def _clean_one_piece_row(gray: np.ndarray, scorer: Scorer | None) -> list[DigitC
     probabilities = None
     if scorer is not None:
         probabilities = np.asarray(scorer(final[None].astype(np.float32)))[0]
-        score = _reading_score(probabilities, mw, mh) + _shape_prior(mw, mh, ref)
+        score = _reading_score(probabilities, mw, mh, temperature) + _shape_prior(mw, mh, ref)
         if mw > 0.6 * ref and score <= -CUT_COST:
             return _UNSURE  # a cut might read better
     ink = np.zeros_like(gray)

@@ -93,7 +93,7 @@ def crops_for(
         crops = [] if st is None else [DigitCrop(st.bbox, st.final, st)]
     else:
         scorer = predictor.predict_probabilities if predictor is not None else None
-        crops = preprocess_multi(gray, scorer)
+        crops = preprocess_multi(gray, scorer, temperature=float(getattr(predictor, "temperature", 1.0)))
     if not stages:
         for c in crops:
             c.stages = None

@@ -77,7 +77,9 @@ def test_training_fits_a_temperature_and_serves_with_it(tiny_store: Path, mnist_
     raw = keras.models.load_model(tiny_store / "1" / "assets.extra" / "model.keras", compile=False).predict(
         x, verbose=0
     )
-    served = Predictor.load(tiny_store, 1).predict_probabilities(x)
+    predictor = Predictor.load(tiny_store, 1)
+    assert predictor.temperature == cal["temperature"]
+    served = predictor.predict_probabilities(x)
     np.testing.assert_allclose(served, scale(raw, cal["temperature"]), atol=2e-5)
 
 

@@ -340,6 +340,20 @@ def test_a_reading_pays_for_a_shape_unusual_for_its_class():
     assert _reading_score(one, 18, 60) == pytest.approx(np.log(0.91))  # a 1 may be a bare stroke
 
 
+def test_segmentation_weighs_the_networks_own_evidence_under_calibration():
+    from digit_app.preprocess import _reading_score
+    from training.calibrate import scale
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        raw = rng.dirichlet(np.full(10, 0.3))
+        calibrated = scale(raw[None], 0.62)[0]  # what a calibrated SavedModel serves
+        for w in (20, 42, 90):
+            assert _reading_score(calibrated, w, 60, 0.62) == pytest.approx(
+                _reading_score(raw, w, 60), abs=1e-3
+            )
+
+
 def _side_by_side(a: np.ndarray, b: np.ndarray, overlap: float) -> np.ndarray:
     """Two MNIST digits written 60 px tall on grey paper, the second reaching `overlap` of the
     height back into the first's box (so that their strokes touch or interleave)."""
