@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.handwriting import _edit_distance
 from benchmarks.report import write_section
 from digit_app.config import get_settings
 from digit_app.preprocess import preprocess_multi
@@ -135,16 +136,6 @@ def make_string(
     dark = rng.uniform(20, 90)
     gray = paper - ink / 255.0 * (paper - dark) + rng.normal(0, 4, ink.shape)
     return np.clip(gray, 0, 255).astype(np.uint8), "".join(str(int(labels[i])) for i in picks)
-
-
-def _edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def validation_digits() -> tuple[np.ndarray, np.ndarray]:

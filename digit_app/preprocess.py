@@ -1132,7 +1132,7 @@ def _sliver_cost(w: float, ref: float) -> float:
 def _slices(g: _Group, gmask: np.ndarray, ref: float) -> list[Piece]:
     """Cut a group at its ink minima into slices of about SLICE * ref, or keep it whole."""
     if g.w <= 0.6 * ref:
-        return _pieces_at(g, gmask, [0, g.w])
+        return _whole(g, gmask)
     prof = np.convolve(gmask.sum(axis=0).astype(np.float64), np.ones(3) / 3.0, mode="same")
     k = max(2, int(round(g.w / (SLICE * ref))))
     return _pieces_between(g, gmask, _seams(gmask, _cuts(prof, k), g.w / k))
@@ -1366,24 +1366,17 @@ def _cuts(prof: np.ndarray, pieces: int) -> list[int]:
     return cuts
 
 
-def _pieces_at(g: _Group, gmask: np.ndarray, cuts: list[int]) -> list[Piece]:
-    out = []
-    for a, b in zip(cuts[:-1], cuts[1:]):
-        part = np.zeros_like(gmask)
-        part[:, a:b] = gmask[:, a:b]
-        bb = _bbox(part)
-        if bb is None:
-            continue
-        x, y, w, h = bb
-        out.append(Piece((g.x0 + x, g.y0 + y, w, h), part[y : y + h, x : x + w]))
-    return out
+def _whole(g: _Group, gmask: np.ndarray) -> list[Piece]:
+    """The group as one piece."""
+    h, w = gmask.shape
+    return _pieces_between(g, gmask, [np.zeros(h, np.int32), np.full(h, w, np.int32)])
 
 
 def _split_heuristic(g: _Group, gmask: np.ndarray, ref: float) -> list[Piece]:
     """Without a model: split a group only when it is clearly too wide for one digit."""
     height = max(float(g.h), ref)
     if g.w <= 1.15 * height:
-        return _pieces_at(g, gmask, [0, g.w])
+        return _whole(g, gmask)
     prof = np.convolve(gmask.sum(axis=0).astype(np.float64), np.ones(3) / 3.0, mode="same")
     k = max(2, int(round(g.w / (0.7 * height))))
     return _pieces_between(g, gmask, _seams(gmask, _cuts(prof, k), g.w / k))
