@@ -37,7 +37,8 @@ import numpy as np
 
 from digit_app.config import PROJECT_ROOT, get_settings
 from digit_app.imageio import ImageError, decode_image
-from digit_app.preprocess import preprocess_multi, preprocess_single
+from digit_app.preprocess import preprocess_single
+from digit_app.recognize import recognize
 from digit_app.strokes import render_strokes as redraw_strokes
 
 DATASETS = (
@@ -270,15 +271,14 @@ def score_cheques(root: Path, predictor, limit: int | None, keep_wrong: int = 0)
     for row in rows:
         truth = row["digits"].strip()
         gray = decode_image((folder / "images" / row["file"]).read_bytes(), row["file"])
-        crops = preprocess_multi(gray, predictor.predict_probabilities, temperature=predictor.temperature)
+        result = recognize(gray, predictor, single=False)  # as an upload is read
         paper = int(np.median(gray))
-        probs = _predict(predictor, [c.image for c in crops])
-        got = "".join("?" if p.max() < threshold else str(int(p.argmax())) for p in probs)
+        got = result.digits
         whole.n += 1
         whole.correct += int(got == truth)
         whole.missing += int(len(got) != len(truth))
         if got != truth and len(whole.wrong) < keep_wrong:
-            strip = np.concatenate([c.image for c in crops], axis=1) if crops else np.zeros((28, 28))
+            strip = np.concatenate([d.image28 for d in result.detail], axis=1) if got else np.zeros((28, 28))
             whole.wrong.append(
                 (strip, int(truth[:9] or 0), int(got.replace("?", "9")[:9] or -1), row["file"])
             )

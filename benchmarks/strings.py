@@ -10,7 +10,7 @@ neighbours: none, 35% and all of them, or `--touching`); the whole line leans. I
 setting half the strings have a separator between two digits (".", ",", "-") and half an end
 mark ("-", "="), which are not digits and must not be read. The page is
 grey paper with dark ink and sensor noise. The string is read by the same
-`preprocess_multi` + model as uploads and cheques.
+`recognize` as uploads and cheques.
 
 This is where the segmentation's settings are chosen, so that the real cheques
 (`benchmarks.handwriting --dataset cheques`) stay a held-out measure.
@@ -29,7 +29,7 @@ import numpy as np
 from benchmarks.handwriting import _edit_distance
 from benchmarks.report import write_section
 from digit_app.config import get_settings
-from digit_app.preprocess import preprocess_multi
+from digit_app.recognize import recognize
 
 HEIGHT = 64  # px, a digit's height on the page
 
@@ -165,13 +165,7 @@ def score_strings(
     t0 = time.perf_counter()
     for k in range(n):
         gray, truth = make_string(images, labels, rng, touching, slant, marks)
-        crops = preprocess_multi(
-            gray, predictor.predict_probabilities, temperature=getattr(predictor, "temperature", 1.0)
-        )
-        probs = (
-            predictor.predict_probabilities(np.stack([c.image for c in crops])[..., None]) if crops else []
-        )
-        got = "".join("?" if p.max() < predictor.unsure_threshold else str(int(p.argmax())) for p in probs)
+        got = recognize(gray, predictor, single=False).digits  # as an upload is read
         score.n += 1
         score.exact += int(got == truth)
         score.count_right += int(len(got) == len(truth))
@@ -240,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             f"`python -m benchmarks.strings` with model {predictor.model_dir.name} v{predictor.version}:"
             f" {args.n} strings per row (seed {args.seed}), each of 1-7 MNIST validation digits"
             f" (held out from training), 54-74 px tall, the line leaning by up to {args.slant}, read by"
-            " `preprocess_multi` and the model as uploads are. An unsure digit counts as wrong.\n\n"
+            " `recognize` as uploads are. An unsure digit counts as wrong.\n\n"
             "| neighbouring digits | strings | whole string exact | digit count right | per digit |"
             " time per string |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
         )

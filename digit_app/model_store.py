@@ -61,6 +61,11 @@ def read_card(model_dir: Path, version: int | None = None) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def card_temperature(card: dict[str, Any]) -> float:
+    """The temperature a version's probabilities are calibrated with (1.0: not calibrated)."""
+    return float(card.get("calibration", {}).get("temperature", 1.0))
+
+
 def staging_dir(model_dir: Path) -> Path:
     """A fresh hidden folder beside the versions, to build a version in before publishing."""
     model_dir.mkdir(parents=True, exist_ok=True)

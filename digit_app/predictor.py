@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from digit_app.config import get_settings
-from digit_app.model_store import ModelStoreError, latest_version, list_versions, read_card, version_dir
+from digit_app.model_store import (
+    ModelStoreError,
+    card_temperature,
+    latest_version,
+    list_versions,
+    read_card,
+    version_dir,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -67,7 +74,7 @@ class Predictor:
     @property
     def temperature(self) -> float:
         """The temperature the version's probabilities are calibrated with (1.0: not calibrated)."""
-        return float(self.card.get("calibration", {}).get("temperature", 1.0))
+        return card_temperature(self.card)
 
     @classmethod
     def load(cls, model_dir: Path, version: int | None = None, unsure_threshold: float = 0.5) -> Predictor:

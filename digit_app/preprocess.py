@@ -1121,12 +1121,9 @@ def _reading_score(p: np.ndarray, w: float, h: float, temperature: float = 1.0) 
     return float(logp.max())
 
 
-SLIVER_WEIGHT = 1.0
-
-
 def _sliver_cost(w: float, ref: float) -> float:
     a = w / ref
-    return SLIVER_WEIGHT * 0.5 * ((0.45 - a) / 0.1) ** 2 if a < 0.45 else 0.0
+    return 0.5 * ((0.45 - a) / 0.1) ** 2 if a < 0.45 else 0.0
 
 
 def _slices(g: _Group, gmask: np.ndarray, ref: float) -> list[Piece]:

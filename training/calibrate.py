@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -93,24 +92,21 @@ def report(probs: np.ndarray, labels: np.ndarray, temperature: float, where: str
     }
 
 
-def card_temperature(card: dict[str, Any]) -> float:
-    """A version's temperature (1.0 for versions made before calibration)."""
-    return float(card.get("calibration", {}).get("temperature", 1.0))
-
-
 def calibrate_version(model_dir: Path, version: int | None, data_dir: Path | None) -> dict[str, Any]:
     """Fit T for a version on its own validation split and publish the calibrated copy."""
     import keras
 
     from training.data import held_out, load_mnist
     from training.evaluate import write_report
-    from training.export import KERAS_FILE, write_extras, write_savedmodel
+    from training.export import KERAS_FILE, publish_version
     from training.train import git_commit
 
     base = model_store.version_dir(model_dir, version)
     card = model_store.read_card(model_dir, int(base.name))
     if "calibration" in card:
-        raise SystemExit(f"version {base.name} is already calibrated (T = {card_temperature(card)})")
+        raise SystemExit(
+            f"version {base.name} is already calibrated (T = {model_store.card_temperature(card)})"
+        )
     model = keras.models.load_model(base / model_store.EXTRA_DIR / KERAS_FILE, compile=False)
     mnist = load_mnist(data_dir)
     config = card.get("config", {})
@@ -136,18 +132,13 @@ def calibrate_version(model_dir: Path, version: int | None, data_dir: Path | Non
     new_card["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     x_test, y_test = mnist.x_test[test], mnist.y_test[test]
     test_probs = scale(model.predict(x_test.astype(np.float32)[..., None] / 255.0, verbose=0), temperature)
-    staged = model_store.staging_dir(model_dir)
-    try:
-        write_savedmodel(model, staged, temperature)
-        extra = write_extras(model, staged, new_card)
-        new_card["test"] = write_report(extra, x_test, y_test, test_probs, card.get("history", {}))
-        (extra / model_store.CARD_NAME).write_text(
-            json.dumps(new_card, indent=2, sort_keys=True, default=str)
-        )
-        new_card["version"] = model_store.publish(staged, model_dir)
-    except BaseException:
-        model_store.discard(staged)
-        raise
+    new_card["version"] = publish_version(
+        model,
+        model_dir,
+        new_card,
+        temperature,
+        lambda extra: write_report(extra, x_test, y_test, test_probs, card.get("history", {})),
+    )
     return new_card
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
 import tensorflow as tf
 
+from digit_app import model_store
 from digit_app.model_store import CARD_NAME, EXTRA_DIR
 
 INPUT_NAME = "image"
@@ -38,6 +40,30 @@ def write_savedmodel(model: keras.Model, path: Path, temperature: float = 1.0) -
         input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name=INPUT_NAME)],
     )
     archive.write_out(str(path), verbose=False)
+
+
+def publish_version(
+    model: keras.Model,
+    model_dir: Path,
+    card: dict[str, Any],
+    temperature: float,
+    test_report: Callable[[Path], dict[str, Any]],
+) -> int:
+    """Write a version into a staging folder and rename it into the next number.
+
+    `test_report(extra)` writes the evaluation files into assets.extra/ and returns the card's
+    "test" entry; the card is written after it. On any failure the staging folder goes.
+    """
+    staged = model_store.staging_dir(model_dir)
+    try:
+        write_savedmodel(model, staged, temperature)
+        extra = write_extras(model, staged, card)
+        card["test"] = test_report(extra)
+        (extra / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
+        return model_store.publish(staged, model_dir)
+    except BaseException:
+        model_store.discard(staged)
+        raise
 
 
 def write_extras(model: keras.Model, path: Path, card: dict[str, Any]) -> Path:

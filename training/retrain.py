@@ -277,9 +277,9 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     """The whole fine-tuning run; returns the job result (gate report and version, if published)."""
     import keras
 
-    from training.calibrate import card_temperature, scale
+    from training.calibrate import scale
     from training.evaluate import write_report
-    from training.export import KERAS_FILE, write_extras, write_savedmodel
+    from training.export import KERAS_FILE, publish_version
     from training.train import git_commit
 
     settings = get_settings()
@@ -346,7 +346,7 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     learned = (cand_fb.argmax(1) == y_fb)[corrected]
     report["corrections"] = {"n": corrections, "learned": float(learned.mean()) if corrections else 1.0}
     base_card = model_store.read_card(model_dir, base_version)
-    temperature = card_temperature(base_card)  # the parent's calibration carries over
+    temperature = model_store.card_temperature(base_card)  # the parent's calibration carries over
     card: dict[str, Any] = {
         "model_name": model_dir.name,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -372,18 +372,13 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     if report["passed"]:
         if reporter.jobs is not None and job_id is not None and not reporter.jobs.holds_lock(job_id):
             raise RetrainError("this job was marked as failed meanwhile (no heartbeat); not publishing")
-        staged = model_store.staging_dir(model_dir)
-        try:
-            write_savedmodel(model, staged, temperature)
-            extra = write_extras(model, staged, card)
-            card["test"] = write_report(extra, x_te, y_te, scale(cand_test, temperature), {})
-            (extra / model_store.CARD_NAME).write_text(
-                json.dumps(card, indent=2, sort_keys=True, default=str)
-            )
-            result["version"] = model_store.publish(staged, model_dir)
-        except BaseException:
-            model_store.discard(staged)
-            raise
+        result["version"] = publish_version(
+            model,
+            model_dir,
+            card,
+            temperature,
+            lambda extra: write_report(extra, x_te, y_te, scale(cand_test, temperature), {}),
+        )
     else:
         aside = settings.data_dir / "candidates" / f"job-{job_id or int(time.time())}"
         aside.mkdir(parents=True, exist_ok=True)

@@ -19,13 +19,13 @@ import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from digit_app import model_store  # noqa: E402
 from digit_app.config import PROJECT_ROOT  # noqa: E402
 from training.config import TrainConfig, add_config_arguments, config_from_args  # noqa: E402
 from training.data import DataError, Mnist, held_out, load_mnist  # noqa: E402
@@ -138,14 +138,13 @@ def make_datasets(cfg: TrainConfig, mnist: Mnist) -> dict[str, Any]:
             .prefetch(tf.data.AUTOTUNE)
         )
 
-    val = tf.data.Dataset.from_tensor_slices(
-        (x_val.astype(np.float32)[..., None] / 255.0, y_val.astype(np.int32))
-    ).batch(512)
+    x_val01 = x_val.astype(np.float32)[..., None] / 255.0
+    val = tf.data.Dataset.from_tensor_slices((x_val01, y_val.astype(np.int32))).batch(512)
     return {
         "train": pipeline(augment_batch),
         "settle": pipeline(light_augment_batch),
         "val": val,
-        "x_val": x_val.astype(np.float32)[..., None] / 255.0,
+        "x_val": x_val01,
         "y_val": y_val,
         "x_test": x_te,
         "y_test": y_te,
@@ -187,7 +186,7 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     from training import distributed
     from training.calibrate import fit_temperature, report, scale
     from training.evaluate import write_report
-    from training.export import write_extras, write_savedmodel
+    from training.export import publish_version
     from training.model import build_model
 
     t0 = time.perf_counter()
@@ -256,8 +255,11 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
         probs = model.predict(x_te, batch_size=1024, verbose=0)
         val_probs = model.predict(x_val, batch_size=1024, verbose=0)
     # Honest probabilities: one temperature, fitted on the held-out validation images.
-    temperature = fit_temperature(val_probs, y_val) if len(y_val) else 1.0
-    calibration = report(val_probs, y_val, temperature, "MNIST validation split") if len(y_val) else {}
+    if len(y_val):
+        temperature = fit_temperature(val_probs, y_val)
+        calibration = report(val_probs, y_val, temperature, "MNIST validation split")
+    else:
+        temperature, calibration = 1.0, {"temperature": 1.0, "fitted_on": "nothing (no validation split)"}
     probs = scale(probs, temperature)
     card: dict[str, Any] = {
         "model_name": cfg.resolved_out().name,
@@ -271,7 +273,7 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
             "outputs": {"probabilities": "float32 [None, 10]"},
         },
         "validation": {"best_accuracy": selection.best_acc, "best_epoch": selection.best_epoch},
-        "calibration": calibration or {"temperature": 1.0, "fitted_on": "nothing (no validation split)"},
+        "calibration": calibration,
         "history": {k: [float(v) for v in vals] for k, vals in history.items()},
         "timings": {
             "fit_seconds": round(fit_seconds, 1),
@@ -294,18 +296,13 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
             distributed.barrier(strategy)  # stay in the cluster until the chief is done
         return card
 
-    model_dir = cfg.resolved_out()
-    staged = model_store.staging_dir(model_dir)
+    def test_report(extra: Path) -> dict[str, Any]:
+        test = write_report(extra, data["x_test"], data["y_test"], probs, card["history"])
+        card["timings"]["total_seconds"] = round(time.perf_counter() - t0, 1)  # export included
+        return test
+
     try:
-        write_savedmodel(model, staged, temperature)
-        extra = write_extras(model, staged, card)
-        card["test"] = write_report(extra, data["x_test"], data["y_test"], probs, card["history"])
-        card["timings"]["total_seconds"] = round(time.perf_counter() - t0, 1)
-        (extra / model_store.CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
-        card["version"] = model_store.publish(staged, model_dir)
-    except BaseException:
-        model_store.discard(staged)
-        raise
+        card["version"] = publish_version(model, cfg.resolved_out(), card, temperature, test_report)
     finally:
         if cfg.distributed:
             distributed.barrier(strategy)  # published or failed: release the other workers
