@@ -20,7 +20,9 @@ import tensorflow as tf
 SIZE = 28
 
 
-def european_variants(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:
+def european_variants(
+    images: np.ndarray, labels: np.ndarray, seed: int = 0, long_flag_deg: float = 55.0
+) -> np.ndarray:
     """A copy of the images in which 1s get a flag and 7s a crossbar, as many Europeans write them.
 
     MNIST was written by Americans: its 1s are bare strokes and its 7s are uncrossed, so an
@@ -54,9 +56,10 @@ def european_variants(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> 
             # flatter flags taught the model to read MNIST 7s with short bars as 1s.
             degrees = rng.uniform(35, 65)
             # From a short serif to the long flag many Europeans draw: up to half the height,
-            # and up to 70% when the flag is steep (55 degrees or more). Long flags at every
+            # and up to 70% when the flag is steep (long_flag_deg or more). Long flags at every
             # angle made 1s look like 7s with slanted bars and cost 0.1-0.15 point of MNIST.
-            longest = 10.0 + 4.0 * min(1.0, (degrees - 35.0) / 20.0)
+            steep = max(1e-6, long_flag_deg - 35.0)
+            longest = 10.0 + 4.0 * min(1.0, (degrees - 35.0) / steep)
             length = rng.uniform(4.0, longest) * (ys.max() - top + 1) / 20.0
             angle = math.radians(degrees)
             p1 = (int(top_x * 4), int(top * 4))

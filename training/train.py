@@ -127,7 +127,7 @@ def make_datasets(cfg: TrainConfig, mnist: Mnist) -> dict[str, Any]:
     x_tr, y_tr = mnist.x_train[train_idx], mnist.y_train[train_idx]
     x_val, y_val = mnist.x_train[val_idx], mnist.y_train[val_idx]
     x_te, y_te = mnist.x_test[test_idx], mnist.y_test[test_idx]
-    variants = european_variants(x_tr, y_tr, cfg.seed)
+    variants = european_variants(x_tr, y_tr, cfg.seed, cfg.long_flag_deg)
 
     def pipeline(augment: Any) -> Any:
         return (
