@@ -138,15 +138,24 @@ def make_string(
     return np.clip(gray, 0, 255).astype(np.uint8), "".join(str(int(labels[i])) for i in picks)
 
 
-def validation_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The MNIST images training held out for validation (its default split)."""
-    from benchmarks.handwriting import mnist_dir
-    from training.config import TrainConfig
-    from training.data import load_mnist, stratified_split
+def validation_digits(card: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST images the model's own training run held out, as its card records the split.
 
-    cfg = TrainConfig()
+    Each seed holds out different images, so the default split would be training data for a
+    version trained with another seed.
+    """
+    from benchmarks.handwriting import mnist_dir
+    from training.data import held_out, load_mnist
+
+    config = card.get("config", {})
     m = load_mnist(data_dir=mnist_dir(), progress=False)
-    _, val = stratified_split(m.y_train, cfg.val_fraction, cfg.seed)
+    _, val, _ = held_out(
+        m.y_train,
+        len(m.x_test),
+        float(config.get("val_fraction", 0.1)),
+        int(config.get("seed", 42)),
+        config.get("limit"),
+    )
     return m.x_train[val], m.y_train[val]
 
 
@@ -159,7 +168,7 @@ def score_strings(
     examples: Path | None = None,
     marks: float = 0.0,
 ) -> StringScore:
-    images, labels = validation_digits()
+    images, labels = validation_digits(predictor.card)
     rng = np.random.default_rng(seed)
     score = StringScore()
     t0 = time.perf_counter()

@@ -57,10 +57,10 @@ class TrainConfig:
     )
     blur_noise_prob: float = _opt(0.15, "Share of images blurred and given sensor noise (scans, photos).")
     variant_prob: float = _opt(
-        0.3, "Share of 1s and 7s drawn European style (flag on the 1, bar through the 7)."
+        0.5, "Share of 1s and 7s drawn European style (flag on the 1, bar through the 7)."
     )
     long_flag_deg: float = _opt(
-        55.0,
+        45.0,
         "A 1's flag may reach 0.7 of its height only this steep (degrees): flat long flags look like a 7",
     )
     # --- distribution ---

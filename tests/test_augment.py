@@ -1,0 +1,83 @@
+"""European variants and batch augmentation on tiny synthetic digits (no MNIST needed)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from training.augment import augment_batch, european_variants
+from training.config import TrainConfig
+
+
+def _one() -> np.ndarray:
+    """An upright American 1: a bare vertical stroke."""
+    img = np.zeros((28, 28), np.uint8)
+    cv2.line(img, (14, 4), (14, 23), 255, 2)
+    return img
+
+
+def _seven() -> np.ndarray:
+    """An uncrossed 7: a bar and a slanted stem."""
+    img = np.zeros((28, 28), np.uint8)
+    cv2.line(img, (8, 5), (20, 5), 255, 2)
+    cv2.line(img, (20, 5), (12, 23), 255, 2)
+    return img
+
+
+def _zero() -> np.ndarray:
+    img = np.zeros((28, 28), np.uint8)
+    cv2.ellipse(img, (14, 14), (6, 9), 0, 0, 360, 255, 2)
+    return img
+
+
+def _batch(n: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    images = np.stack([_one(), _seven(), _zero()] * n)
+    labels = np.array([1, 7, 0] * n)
+    return images, labels
+
+
+def test_only_ones_and_sevens_change_and_only_gain_ink() -> None:
+    images, labels = _batch()
+    out = european_variants(images, labels, seed=3)
+    assert out.shape == images.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[labels == 0], images[labels == 0])
+    assert np.all(out >= images)  # strokes are added, never erased
+    assert np.all((out != images).reshape(len(images), -1).any(axis=1)[labels != 0])
+
+
+def test_flag_leaves_the_top_to_the_left_and_the_bar_crosses_the_stem() -> None:
+    images, labels = _batch(10)
+    out = european_variants(images, labels, seed=0)
+    added = (out.astype(int) - images.astype(int)) > 64
+    for img_added, label in zip(added, labels):
+        ys, xs = np.nonzero(img_added)
+        if label == 1:
+            assert xs.min() < 13 and ys.min() <= 6  # a flag from the top, down to the left
+        elif label == 7:
+            assert xs.min() < 16 < xs.max() and 8 <= ys.mean() <= 18  # a bar across the middle
+
+
+def _flag_widths(long_flag_deg: float) -> np.ndarray:
+    images = np.stack([_one()] * 300)
+    out = european_variants(images, np.ones(300, int), seed=5, long_flag_deg=long_flag_deg)
+    added = (out.astype(int) - images.astype(int)) > 64
+    return np.array([14 - np.nonzero(a)[1].min() for a in added])
+
+
+def test_long_flag_deg_allows_longer_flags_at_shallower_angles() -> None:
+    # Same seed, so the same angles: only the longest allowed length changes.
+    shallow, steep = _flag_widths(35.0), _flag_widths(65.0)
+    assert np.all(shallow >= steep - 1)
+    assert shallow.mean() > steep.mean() + 0.5
+
+
+@pytest.mark.parametrize("variant_prob", [0.0, 1.0])
+def test_augment_batch_is_a_float_image_batch(variant_prob: float) -> None:
+    images, labels = _batch(4)
+    variants = european_variants(images, labels, seed=1)
+    cfg = TrainConfig(variant_prob=variant_prob)
+    out = augment_batch(images, variants, cfg).numpy()
+    assert out.shape == (len(images), 28, 28, 1) and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert (out.reshape(len(images), -1).max(axis=1) > 0.5).all()  # no digit lost off the edge
