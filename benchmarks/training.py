@@ -38,9 +38,23 @@ def summarize(card: dict, version: int | str) -> str:
     ]
     return (
         f"Model `{card['model_name']}` version {version}, trained by `python -m training.train` "
-        f"(default config, commit `{card['git_commit'][:12]}`), selected on validation only.\n\n"
+        f"({_config_words(card['config'])}, commit `{card['git_commit'][:12]}`), selected on validation only.\n\n"
         + "\n".join(rows)
     )
+
+
+def _config_words(config: dict) -> str:
+    """'default config', or the flags that differ from today's defaults (paths aside)."""
+    from training.config import TrainConfig
+
+    defaults = TrainConfig().to_dict()
+    skip = {"out", "data_dir"}
+    changed = [
+        f"`--{k.replace('_', '-')} {v}`"
+        for k, v in config.items()
+        if k in defaults and k not in skip and defaults[k] != v
+    ]
+    return "default config" if not changed else "default config but " + " ".join(changed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,9 +57,37 @@ def test_score_counts_exact_strings_with_a_perfect_and_a_blind_reader(mnist_dir,
 
     class Blind:
         unsure_threshold = 0.5
+        card = {"config": {"seed": 42}}  # the split strings are drawn from
 
         def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
             return np.full((len(images), 10), 0.1, np.float32)
 
     blind = score_strings(Blind(), 12, 0, 0.0, 0.0)
     assert blind.exact == 0 and blind.row()["exact"] == 0.0
+
+
+def test_training_report_names_the_flags_a_version_was_trained_with():
+    from benchmarks.training import _config_words
+    from training.config import TrainConfig
+
+    config = TrainConfig(out="/tmp/somewhere").to_dict()
+    assert _config_words(config) == "default config"  # paths are not flags of the recipe
+    config.update(seed=2, variant_prob=0.3)
+    words = _config_words(config)
+    assert "`--seed 2`" in words and "`--variant-prob 0.3`" in words
+
+
+def test_strings_use_the_split_the_model_held_out(mnist_dir, monkeypatch):
+    # A version trained with another seed learned from most of the default split's images.
+    from benchmarks.strings import validation_digits
+    from training.data import held_out, load_mnist
+
+    monkeypatch.setenv("MNIST_DIR", str(mnist_dir))
+    m = load_mnist(data_dir=mnist_dir, progress=False)
+    for seed in (42, 2):
+        images, labels = validation_digits({"config": {"seed": seed, "val_fraction": 0.1}})
+        _, val, _ = held_out(m.y_train, len(m.x_test), 0.1, seed, None)
+        assert np.array_equal(images, m.x_train[val]) and np.array_equal(labels, m.y_train[val])
+    a, _ = validation_digits({"config": {"seed": 42}})
+    b, _ = validation_digits({"config": {"seed": 2}})
+    assert not np.array_equal(a, b)
