@@ -78,7 +78,7 @@ class TrainConfig:
 class RetrainConfig:
     """Fine-tuning the served model on users' feedback, and the gate a candidate must pass."""
 
-    epochs: int = _opt(2, "Passes over the mix of feedback and replayed MNIST images.")
+    epochs: int = _opt(3, "Passes over the mix of feedback and replayed MNIST images.")
     replay: int = _opt(16000, "MNIST training images replayed each epoch, so MNIST is not forgotten.")
     feedback_share: float = _opt(
         0.25, "Share of each epoch taken by feedback samples (oversampled when there are few)."
