@@ -96,7 +96,7 @@ def calibrate_version(model_dir: Path, version: int | None, data_dir: Path | Non
     """Fit T for a version on its own validation split and publish the calibrated copy."""
     import keras
 
-    from training.data import held_out, load_mnist
+    from training.data import held_out_for_card, load_mnist
     from training.evaluate import write_report
     from training.export import KERAS_FILE, publish_version
     from training.train import git_commit
@@ -109,14 +109,7 @@ def calibrate_version(model_dir: Path, version: int | None, data_dir: Path | Non
         )
     model = keras.models.load_model(base / model_store.EXTRA_DIR / KERAS_FILE, compile=False)
     mnist = load_mnist(data_dir)
-    config = card.get("config", {})
-    _, val, test = held_out(
-        mnist.y_train,
-        len(mnist.x_test),
-        float(config.get("val_fraction", 0.1)),
-        int(config.get("seed", 42)),
-        config.get("limit"),
-    )
+    _, val, test = held_out_for_card(card, mnist.y_train, len(mnist.x_test))
     x_val = mnist.x_train[val].astype(np.float32)[..., None] / 255.0
     print(f"fitting the temperature of version {base.name} on {len(val)} validation images", flush=True)
     val_probs = model.predict(x_val, batch_size=1024, verbose=0)

@@ -61,7 +61,8 @@ class TrainConfig:
     )
     long_flag_deg: float = _opt(
         45.0,
-        "A 1's flag may reach 0.7 of its height only this steep (degrees): flat long flags look like a 7",
+        "Angle (degrees below the horizontal) from which a 1's flag may reach 0.7 of its height; the"
+        " longest flag grows from 0.5 at 35 degrees. Flat long flags look like a 7's bar.",
     )
     # --- distribution ---
     distributed: bool = _opt(False, "Train with tf.distribute.MultiWorkerMirroredStrategy (reads TF_CONFIG).")

@@ -262,3 +262,24 @@ def held_out(
         val_idx = val_idx[: max(limit // 5, 100)]
     test_idx = np.arange(min(n_test, limit) if limit else n_test)
     return train_idx, val_idx, test_idx
+
+
+def held_out_for_card(
+    card: dict, y_train: np.ndarray, n_test: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`held_out` as a published version's card records its training run's split.
+
+    Each seed holds out different images: anything measured "on images the model never saw"
+    (calibration, the strings benchmark) must use the version's own split, not the default.
+    """
+    from training.config import TrainConfig
+
+    default = TrainConfig()
+    config = card.get("config", {})
+    return held_out(
+        y_train,
+        n_test,
+        float(config.get("val_fraction", default.val_fraction)),
+        int(config.get("seed", default.seed)),
+        config.get("limit"),
+    )
