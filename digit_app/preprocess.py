@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from digit_app.calibration import scale
+
 SIZE = 28  # the model's input side
 BOX = 20  # the longer side of the digit inside it, as in MNIST
 # Where MNIST puts the centre of mass, in pixel-index coordinates (pixel i spans i-0.5..i+0.5).
@@ -1111,10 +1113,9 @@ def _reading_score(p: np.ndarray, w: float, h: float, temperature: float = 1.0) 
     (p ** T, renormalised): calibration is for what the user reads, and sharpening them made
     two touching digits read as one confident digit win more often.
     """
-    logp = np.log(np.maximum(p, 1e-6))
     if temperature != 1.0:
-        logp = logp * temperature
-        logp = logp - np.log(np.exp(logp - logp.max()).sum()) - logp.max()
+        p = scale(np.asarray(p)[None], 1.0 / temperature)[0]
+    logp = np.log(np.maximum(p, 1e-6))
     if ASPECT_WEIGHT:
         z = (np.log(max(w, 1.0) / max(h, 1.0)) - ASPECT_LOG) / (ASPECT_SLACK * ASPECT_SPREAD)
         logp = logp - ASPECT_WEIGHT * 0.5 * np.maximum(np.abs(z) - 1.0, 0.0) ** 2

@@ -28,17 +28,8 @@ from typing import Any
 import numpy as np
 
 from digit_app import model_store
+from digit_app.calibration import EPS, scale
 from digit_app.config import get_settings
-
-EPS = 1e-12
-
-
-def scale(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities raised to 1/T and renormalised (softmax of the logits divided by T)."""
-    logits = np.log(np.maximum(np.asarray(probs, np.float64), EPS)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def nll(probs: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
