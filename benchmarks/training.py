@@ -44,7 +44,7 @@ def summarize(card: dict, version: int | str) -> str:
 
 
 # Fields added after some versions were trained, with what the code did before they existed.
-_BEFORE_FIELD = {"long_flag_deg": 55.0}
+_BEFORE_FIELD = {"long_flag_deg": 55.0, "variant_copies": 1}
 
 
 def _config_words(config: dict) -> str:

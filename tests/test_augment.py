@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from training.augment import augment_batch, european_variants
+from training.augment import augment_batch, european_variant_sets, european_variants
 from training.config import TrainConfig
 
 
@@ -101,3 +101,22 @@ def test_full_augmentation_keeps_every_digit_on_the_image() -> None:
     assert out.min() >= 0.0 and out.max() <= 1.0
     ink = out.reshape(len(images), -1)
     assert (ink.max(axis=1) > 0.3).all() and (ink.sum(axis=1) > 5).all()
+
+
+def test_variant_sets_hold_different_flags_and_bars_and_each_is_used() -> None:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    images, labels = _batch(20)
+    sets = european_variant_sets(images, labels, seed=1, copies=3)
+    assert sets.shape == (len(images), 3, 28, 28) and sets.dtype == np.uint8
+    np.testing.assert_array_equal(sets[:, 0], european_variants(images, labels, seed=1))
+    ones_and_sevens = labels != 0
+    assert (sets[ones_and_sevens, 0] != sets[ones_and_sevens, 1]).reshape(-1, 784).any(axis=1).all()
+    quiet = dict(rotation_deg=0.0, shift_px=0.0, zoom=0.0, shear=0.0, elastic_alpha=0.0)
+    cfg = TrainConfig(variant_prob=1.0, stroke_prob=0.0, blur_noise_prob=0.0, **quiet)
+    out = augment_batch(images, sets, cfg).numpy()[..., 0]
+    distance = np.abs(out[:, None] - sets / 255.0).sum(axis=(2, 3))  # (N, copies)
+    to_original = np.abs(out - images / 255.0).sum(axis=(1, 2))
+    assert (distance.min(axis=1) < to_original)[ones_and_sevens].all()
+    assert set(distance.argmin(axis=1)[ones_and_sevens].tolist()) == {0, 1, 2}

@@ -18,6 +18,12 @@ import numpy as np
 import tensorflow as tf
 
 SIZE = 28
+# Where a 7's bar crosses the stem (share of the digit's height from the top) and its half
+# length (pixels of a 20 px high digit). Europeans cross high and low, short and long; bars at
+# 0.35-0.7 and up to 5.5 px instead of 0.45-0.6 and 4.5 px raised pendigits from 98.03 to 98.36%
+# and the scans from 96.67 to 97.34% (seed 42), mostly fewer flagged 1s read as 7, at no MNIST cost.
+BAR_ROW = (0.35, 0.7)
+BAR_HALF = (2.5, 5.5)
 
 
 def european_variants(
@@ -40,12 +46,12 @@ def european_variants(
         canvas = np.zeros((SIZE * 4, SIZE * 4), np.uint8)  # draw at 4x for anti-aliasing
         if labels[i] == 7:
             top, bottom = ys.min(), ys.max()
-            row = int(round(top + (bottom - top) * rng.uniform(0.45, 0.6)))
+            row = int(round(top + (bottom - top) * rng.uniform(BAR_ROW[0], BAR_ROW[1])))
             cols = xs[np.abs(ys - row) <= 0]
             if len(cols) == 0:
                 continue
             cx = cols.mean()
-            half = rng.uniform(2.5, 4.5) * (bottom - top + 1) / 20.0
+            half = rng.uniform(BAR_HALF[0], BAR_HALF[1]) * (bottom - top + 1) / 20.0
             tilt = rng.uniform(-0.8, 0.8)
             p1 = (int((cx - half) * 4), int((row + tilt) * 4))
             p2 = (int((cx + half) * 4), int((row - tilt) * 4))
@@ -70,6 +76,28 @@ def european_variants(
         stroke = cv2.resize(canvas, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
         out[i] = np.maximum(img, stroke)
     return out
+
+
+def european_variant_sets(
+    images: np.ndarray, labels: np.ndarray, seed: int = 0, long_flag_deg: float = 45.0, copies: int = 1
+) -> np.ndarray:
+    """`copies` independent European variants of each image, shape (N, copies, 28, 28).
+
+    One fixed flag per 1 lets the model learn that flag, not flags: with several, each epoch
+    draws a different one, for the cost of `copies` x 47 MB of uint8.
+    """
+    sets = [european_variants(images, labels, seed + 1000 * k, long_flag_deg) for k in range(max(1, copies))]
+    return np.stack(sets, axis=1)
+
+
+def _mix_variants(images: tf.Tensor, variants: tf.Tensor, prob: float) -> tf.Tensor:
+    """Originals with a share `prob` swapped for one of their variants, as floats in 0..1."""
+    b = tf.shape(images)[0]
+    if len(variants.shape) == 4:  # (B, copies, 28, 28): pick one copy per image
+        pick = tf.random.uniform([b], 0, tf.shape(variants)[1], dtype=tf.int32)
+        variants = tf.gather(variants, pick, axis=1, batch_dims=1)
+    use_variant = tf.random.uniform([b, 1, 1]) < prob
+    return tf.cast(tf.where(use_variant, variants, images), tf.float32) / 255.0
 
 
 def _bilinear_sample(images: tf.Tensor, sx: tf.Tensor, sy: tf.Tensor) -> tf.Tensor:
@@ -162,18 +190,14 @@ def random_blur_noise(images: tf.Tensor, prob: float) -> tf.Tensor:
 
 def light_augment_batch(images: tf.Tensor, variants: tf.Tensor, cfg: object) -> tf.Tensor:
     """Small shifts and rotations only: the settle epochs' augmentation, close to clean MNIST."""
-    b = tf.shape(images)[0]
-    use_variant = tf.random.uniform([b, 1, 1]) < cfg.variant_prob
-    x = tf.cast(tf.where(use_variant, variants, images), tf.float32) / 255.0
+    x = _mix_variants(images, variants, cfg.variant_prob)
     x = random_geometry(x, cfg.rotation_deg / 2, cfg.shift_px / 2, cfg.zoom / 2, cfg.shear / 2, 0.0)
     return tf.clip_by_value(x, 0.0, 1.0)[..., None]
 
 
 def augment_batch(images: tf.Tensor, variants: tf.Tensor, cfg: object) -> tf.Tensor:
     """uint8 (B,28,28) originals and European variants -> float32 (B,28,28,1) augmented in 0..1."""
-    b = tf.shape(images)[0]
-    use_variant = tf.random.uniform([b, 1, 1]) < cfg.variant_prob
-    x = tf.cast(tf.where(use_variant, variants, images), tf.float32) / 255.0
+    x = _mix_variants(images, variants, cfg.variant_prob)
     x = random_stroke(x, cfg.stroke_prob)
     x = random_geometry(x, cfg.rotation_deg, cfg.shift_px, cfg.zoom, cfg.shear, cfg.elastic_alpha)
     x = random_blur_noise(x, cfg.blur_noise_prob)

@@ -119,7 +119,7 @@ def make_datasets(cfg: TrainConfig, mnist: Mnist) -> dict[str, Any]:
     """Split, subsample (--limit) and wrap the data in tf.data pipelines."""
     import tensorflow as tf
 
-    from training.augment import augment_batch, european_variants, light_augment_batch
+    from training.augment import augment_batch, european_variant_sets, light_augment_batch
 
     train_idx, val_idx, test_idx = held_out(
         mnist.y_train, len(mnist.x_test), cfg.val_fraction, cfg.seed, cfg.limit
@@ -127,7 +127,7 @@ def make_datasets(cfg: TrainConfig, mnist: Mnist) -> dict[str, Any]:
     x_tr, y_tr = mnist.x_train[train_idx], mnist.y_train[train_idx]
     x_val, y_val = mnist.x_train[val_idx], mnist.y_train[val_idx]
     x_te, y_te = mnist.x_test[test_idx], mnist.y_test[test_idx]
-    variants = european_variants(x_tr, y_tr, cfg.seed, cfg.long_flag_deg)
+    variants = european_variant_sets(x_tr, y_tr, cfg.seed, cfg.long_flag_deg, cfg.variant_copies)
 
     def pipeline(augment: Any) -> Any:
         return (
