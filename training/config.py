@@ -65,7 +65,8 @@ class TrainConfig:
         " longest flag grows from 0.5 at 35 degrees. Flat long flags look like a 7's bar.",
     )
     variant_copies: int = _opt(
-        3, "European variants drawn per 1 and 7 (47 MB each); each time one is used, it is picked at random."
+        3,
+        "European variants drawn per 1 and 7 (about 42 MB each); each time one is used, it is picked at random.",
     )
     # --- distribution ---
     distributed: bool = _opt(False, "Train with tf.distribute.MultiWorkerMirroredStrategy (reads TF_CONFIG).")
