@@ -70,13 +70,18 @@ def test_feedback_and_new_versions_are_shared(replicas: tuple[str, str, Path]) -
         a.get_by_role("button", name="Save feedback").click()
         a.get_by_text("1 correction(s)").wait_for(timeout=20_000)
 
-        # B's matrix refreshes by itself: no reload, no click.
+        # B's matrix refreshes by itself: no reload, no click. A rerun redraws its metrics one
+        # by one, so wait until both show the correction, then read them.
         b.wait_for_function(
-            """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
-                 .some(m => m.innerText.includes('Samples') && m.innerText.includes('1'))""",
+            """() => {
+                 const value = (label) => [...document.querySelectorAll('[data-testid="stMetric"]')]
+                   .filter(m => m.innerText.includes(label))
+                   .map(m => m.querySelector('[data-testid="stMetricValue"]').innerText.trim())[0];
+                 return value('Samples') === '1' && value('Corrections') === '1';
+               }""",
             timeout=30_000,
         )
-        assert _metric_value(b, "Corrections") == "1"
+        assert _metric_value(b, "Samples") == _metric_value(b, "Corrections") == "1"
 
         a.get_by_role("link", name="Retrain").click()
         a.get_by_role("button", name="Retrain", exact=True).click()
