@@ -78,10 +78,11 @@ def test_augment_batch_uses_the_variants_as_often_as_configured() -> None:
     images, labels = _batch(20)
     variants = european_variants(images, labels, seed=1)
     changed = (variants != images).reshape(len(images), -1).any(axis=1)
+    one_copy = variants[:, None]  # (N, copies=1, 28, 28)
     quiet = dict(rotation_deg=0.0, shift_px=0.0, zoom=0.0, shear=0.0, elastic_alpha=0.0)
     quiet.update(stroke_prob=0.0, blur_noise_prob=0.0)
     for prob in (0.0, 1.0):
-        out = augment_batch(images, variants, TrainConfig(variant_prob=prob, **quiet)).numpy()[..., 0]
+        out = augment_batch(images, one_copy, TrainConfig(variant_prob=prob, **quiet)).numpy()[..., 0]
         assert out.shape == images.shape and out.dtype == np.float32
         assert out.min() >= 0.0 and out.max() <= 1.0
         to_variant = np.abs(out - variants / 255.0).sum(axis=(1, 2))
@@ -95,7 +96,7 @@ def test_full_augmentation_keeps_every_digit_on_the_image() -> None:
 
     keras.utils.set_random_seed(0)
     images, labels = _batch(30)
-    variants = european_variants(images, labels, seed=1)
+    variants = european_variant_sets(images, labels, seed=1, copies=3)
     out = augment_batch(images, variants, TrainConfig()).numpy()
     assert out.shape == (len(images), 28, 28, 1) and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 1.0

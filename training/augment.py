@@ -85,19 +85,18 @@ def european_variant_sets(
 ) -> np.ndarray:
     """`copies` independent European variants of each image, shape (N, copies, 28, 28).
 
-    One fixed flag per 1 lets the model learn that flag, not flags: with several, each epoch
-    draws a different one, for about 42 MB of uint8 per copy.
+    One fixed flag per 1 lets the model learn that flag, not flags: with several, each use
+    picks one at random, for about 42 MB of uint8 per copy.
     """
     sets = [european_variants(images, labels, seed + 1000 * k, long_flag_deg) for k in range(max(1, copies))]
     return np.stack(sets, axis=1)
 
 
 def _mix_variants(images: tf.Tensor, variants: tf.Tensor, prob: float) -> tf.Tensor:
-    """Originals with a share `prob` swapped for one of their variants, as floats in 0..1."""
+    """Originals with a share `prob` swapped for one of their variants (a random copy), in 0..1."""
     b = tf.shape(images)[0]
-    if len(variants.shape) == 4:  # (B, copies, 28, 28): pick one copy per image
-        pick = tf.random.uniform([b], 0, tf.shape(variants)[1], dtype=tf.int32)
-        variants = tf.gather(variants, pick, axis=1, batch_dims=1)
+    pick = tf.random.uniform([b], 0, tf.shape(variants)[1], dtype=tf.int32)
+    variants = tf.gather(variants, pick, axis=1, batch_dims=1)
     use_variant = tf.random.uniform([b, 1, 1]) < prob
     return tf.cast(tf.where(use_variant, variants, images), tf.float32) / 255.0
 
@@ -198,7 +197,8 @@ def light_augment_batch(images: tf.Tensor, variants: tf.Tensor, cfg: object) -> 
 
 
 def augment_batch(images: tf.Tensor, variants: tf.Tensor, cfg: object) -> tf.Tensor:
-    """uint8 (B,28,28) originals and European variants -> float32 (B,28,28,1) augmented in 0..1."""
+    """uint8 originals (B,28,28) and their European variants (B,copies,28,28) -> float32
+    (B,28,28,1) augmented in 0..1."""
     x = _mix_variants(images, variants, cfg.variant_prob)
     x = random_stroke(x, cfg.stroke_prob)
     x = random_geometry(x, cfg.rotation_deg, cfg.shift_px, cfg.zoom, cfg.shear, cfg.elastic_alpha)
