@@ -27,6 +27,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 SESSIONS = int(os.environ.get("LOAD_SESSIONS", "20"))
 ROUNDS = 3
+# What the result column says (captions, alerts, the metric), for the error message of a missed prediction.
+SHOWN_TEXT = """() => [...document.querySelectorAll('[data-testid="stCaptionContainer"], [data-testid="stAlertContainer"],'
+  + ' [data-testid="stMetricValue"]')].map(e => e.innerText.trim()).join(' | ')"""
 
 
 async def _session(browser: object, url: str, samples: list[dict], stats: dict, delay: float) -> None:
@@ -38,9 +41,13 @@ async def _session(browser: object, url: str, samples: list[dict], stats: dict, 
         await page.goto(url, timeout=300_000)
         canvas = page.locator("canvas.upper-canvas")
         await canvas.wait_for(timeout=180_000)
-        for sample in samples:
+        # Draw once the page is ready, as a person does: a stroke drawn while the first run is still
+        # rendering can be lost under this load.
+        await page.wait_for_function(f"() => {PAGE_IDLE}", timeout=120_000)
+        for round_no, sample in enumerate(samples):
             strokes = strokes_on_canvas(sample)
             box = await canvas.bounding_box()
+            scroll = await page.evaluate("() => window.scrollY")
             for i, stroke in enumerate(strokes):
                 if i == len(strokes) - 1:
                     await page.evaluate(LATENCY_WATCH, [len(strokes), 60000])
@@ -51,7 +58,15 @@ async def _session(browser: object, url: str, samples: list[dict], stats: dict, 
                 await page.mouse.up()
             ms = await page.evaluate("() => window.__latency")
             if ms < 0:
-                stats["errors"].append("no prediction within 60 s")
+                shown = await page.evaluate(SHOWN_TEXT)
+                now = await canvas.bounding_box()
+                stats["errors"].append(
+                    f"round {round_no}: no prediction for {len(strokes)} strokes within 60 s; canvas at y={box['y']:.0f}"
+                    f" (scrollY {scroll}) when drawn, y={now['y']:.0f} now; page shows {shown!r}"
+                )
+                shot = PROJECT_ROOT / "reports" / f"load-failure-{len(stats['errors'])}.png"
+                shot.parent.mkdir(exist_ok=True)
+                await page.screenshot(path=str(shot), full_page=True)
                 continue
             stats["latency_ms"].append(ms)
             truth = str((sample["label"] + 1) % 10)  # a correction, whatever was read
@@ -62,6 +77,10 @@ async def _session(browser: object, url: str, samples: list[dict], stats: dict, 
             await thanks.wait_for(timeout=120_000)
             stats["saved"] += 1
             stats["acks"].append(await thanks.inner_text())
+            # The toolbar is the canvas component's own: a click on it while the run that saved the
+            # feedback is still rendering can be lost under this load (streamlit-drawable-canvas 0.13),
+            # so click once that run has finished, as a person does once the page has settled.
+            await page.wait_for_function(f"() => {PAGE_IDLE}", timeout=120_000)
             await page.get_by_role("button", name="Reset canvas & history").click()
             await page.wait_for_function(  # the cleared page finished, as a person would see it
                 "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
