@@ -36,6 +36,11 @@ def _default_cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "digit-app"
 
 
+# The one-digit checker: a second model in the same store (<model_store>/one_digit/<version>/),
+# read by segmentation to tell one digit from two touching digits or a piece of one.
+ONE_DIGIT_MODEL = "one_digit"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings; build a fresh one with `get_settings()` after changing the env."""
@@ -87,6 +92,11 @@ class Settings:
     def model_dir(self) -> Path:
         """The folder holding the numbered versions of the served model."""
         return self.model_store / self.model_name
+
+    @property
+    def one_digit_dir(self) -> Path:
+        """The folder holding the numbered versions of the one-digit checker."""
+        return self.model_store / ONE_DIGIT_MODEL
 
 
 def get_settings() -> Settings:

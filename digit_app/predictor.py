@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digit_app.config import get_settings
+from digit_app.config import ONE_DIGIT_MODEL, get_settings
 from digit_app.model_store import (
     ModelStoreError,
     card_temperature,
@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
+CHECKER_OUTPUT = "one_digit"
 _MAX_BATCH = 1024
 
 
@@ -70,6 +71,10 @@ class Predictor:
     card: dict = field(default_factory=dict)
     _fn: object = field(default=None, repr=False)
     _loaded: object = field(default=None, repr=False)
+    # The one-digit checker (`training.one_digit`) from the same store, when it has one.
+    checker_version: int | None = None
+    _checker_fn: object = field(default=None, repr=False)
+    _checker_loaded: object = field(default=None, repr=False)
 
     @property
     def temperature(self) -> float:
@@ -87,12 +92,47 @@ class Predictor:
         fn = loaded.signatures["serving_default"]
         # `loaded` is kept alive with the function: it owns the variables the function reads.
         predictor = cls(Path(model_dir), version, unsure_threshold, read_card(model_dir, version), fn, loaded)
+        predictor._load_checker(Path(model_dir).parent / ONE_DIGIT_MODEL)
         predictor.predict_probabilities(np.zeros((1, 28, 28, 1), np.float32))
+        if predictor.has_checker:
+            predictor.one_digit_probability(np.zeros((1, 28, 28, 1), np.float32))
         _exempt_from_cyclic_gc()
         return predictor
 
+    def _load_checker(self, checker_dir: Path) -> None:
+        """Load the newest one-digit checker; without one (or if it is broken) segmentation
+        goes by the digit model alone, as before the checker existed."""
+        import tensorflow as tf
+
+        versions = list_versions(checker_dir) if checker_dir.is_dir() else []
+        if not versions:
+            return
+        try:
+            loaded = tf.saved_model.load(str(version_dir(checker_dir, versions[-1])))
+            self._checker_fn = loaded.signatures["serving_default"]
+        except Exception as exc:  # noqa: BLE001 - reading digits must not depend on the checker
+            print(f"warning: one-digit checker {checker_dir} not loaded: {exc}", flush=True)
+            return
+        self._checker_loaded = loaded
+        self.checker_version = versions[-1]
+
+    @property
+    def has_checker(self) -> bool:
+        return self._checker_fn is not None
+
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N,28,28[,1]) float in 0..1, white ink on black -> (N,10) probabilities."""
+        return self._run(self._fn, OUTPUT_NAME, images, 10)
+
+    def one_digit_probability(self, images: np.ndarray) -> np.ndarray:
+        """(N,28,28[,1]) -> (N,) P(the piece is one digit, not two touching digits or a part of one)."""
+        if self._checker_fn is None:
+            raise ValueError("this predictor has no one-digit checker")
+        return self._run(self._checker_fn, CHECKER_OUTPUT, images, 1)[:, 0]
+
+    @staticmethod
+    def _run(fn: object, output: str, images: np.ndarray, width: int) -> np.ndarray:
+        """Call a SavedModel signature on (N,28,28[,1]) images in batches of at most _MAX_BATCH."""
         import tensorflow as tf
 
         x = np.asarray(images, dtype=np.float32)
@@ -101,11 +141,11 @@ class Predictor:
         if x.ndim != 4 or x.shape[1:] != (28, 28, 1):
             raise ValueError(f"expected images of shape (N, 28, 28, 1), got {x.shape}")
         if len(x) == 0:
-            return np.zeros((0, 10), np.float32)
+            return np.zeros((0, width), np.float32)
         out = []
         for start in range(0, len(x), _MAX_BATCH):
             batch = tf.constant(x[start : start + _MAX_BATCH])
-            out.append(self._fn(**{INPUT_NAME: batch})[OUTPUT_NAME].numpy())
+            out.append(fn(**{INPUT_NAME: batch})[output].numpy())
         return np.concatenate(out)
 
     def predict(self, images: np.ndarray) -> list[Prediction]:

@@ -93,7 +93,10 @@ def crops_for(
         crops = [] if st is None else [DigitCrop(st.bbox, st.final, st)]
     else:
         scorer = predictor.predict_probabilities if predictor is not None else None
-        crops = preprocess_multi(gray, scorer, temperature=float(getattr(predictor, "temperature", 1.0)))
+        checker = predictor.one_digit_probability if getattr(predictor, "has_checker", False) else None
+        crops = preprocess_multi(
+            gray, scorer, temperature=float(getattr(predictor, "temperature", 1.0)), checker=checker
+        )
     if not stages:
         for c in crops:
             c.stages = None

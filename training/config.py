@@ -142,6 +142,31 @@ class RetrainConfig:
         return cls(**kw)
 
 
+@dataclass
+class OneDigitConfig:
+    """How the one-digit checker is trained (`python -m training.one_digit`)."""
+
+    samples: int = _opt(40000, "Synthetic pieces of each kind: single digits, and not one digit.")
+    epochs: int = _opt(4, "Passes over the pieces.")
+    batch_size: int = _opt(128, "Pieces per gradient step.")
+    seed: int = _opt(0, "Seed for the pieces, the split and the weights.")
+    digits_from_version: int | None = _opt(
+        None,
+        "Draw digits only from the MNIST training images this digit-model version trained on (its"
+        " card's split), so its held-out digits stay unseen (default: the served version).",
+    )
+    data_dir: Path | None = _opt(
+        None, "Folder with the MNIST IDX files (default: $MNIST_DIR, cache, download)."
+    )
+    out: Path | None = _opt(None, "Model folder to publish into (default: <model_store>/one_digit).")
+
+    def resolved_out(self) -> Path:
+        return Path(self.out) if self.out else get_settings().one_digit_dir
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+
 def retrain_config_dict(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The retraining config a job runs with: defaults, then $DIGIT_APP_RETRAIN_CONFIG, then overrides."""
     settings = get_settings()
