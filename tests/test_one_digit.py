@@ -1,0 +1,98 @@
+"""The one-digit checker: its synthetic pieces, a smoke run of its training, the shipped version,
+and how the predictor and segmentation use it (or do without it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digit_app.config import PROJECT_ROOT
+from digit_app.predictor import Predictor
+from digit_app.preprocess import center_of_mass
+from training.one_digit import make_pieces
+
+STORE = PROJECT_ROOT / "model_store"
+
+
+@pytest.fixture(scope="module")
+def mnist_test(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    from training.data import load_mnist
+
+    m = load_mnist(data_dir=mnist_dir, progress=False)
+    return m.x_test, m.y_test
+
+
+@pytest.fixture(scope="module")
+def served() -> Predictor:
+    return Predictor.load(STORE / "mnist_cnn")
+
+
+def test_pieces_are_balanced_and_normalised_like_the_app(mnist_test):
+    x, y = make_pieces(mnist_test[0][:300], 40, seed=3)
+    assert x.shape == (80, 28, 28) and x.dtype == np.float32
+    assert y.tolist() == [1.0] * 40 + [0.0] * 40
+    assert x.min() >= 0.0 and x.max() <= 1.0
+    for img in x[::7]:  # every piece went through the app's normalisation
+        cx, cy = center_of_mass(img)
+        assert abs(cx - 13.5) <= 1.0 and abs(cy - 13.5) <= 1.0
+    again, _ = make_pieces(mnist_test[0][:300], 40, seed=3)
+    assert np.array_equal(x, again)  # seeded
+
+
+def test_training_smoke_run_publishes_a_checker_the_predictor_loads(tmp_path, monkeypatch, mnist_dir):
+    from training.config import OneDigitConfig
+    from training.one_digit import train
+
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "mnist_cnn").symlink_to(STORE / "mnist_cnn", target_is_directory=True)
+    monkeypatch.setenv("DIGIT_APP_MODEL_STORE", str(store))
+    card = train(OneDigitConfig(samples=300, epochs=1, data_dir=mnist_dir), verbose=0)
+    assert card["version"] == 1
+    assert (store / "one_digit" / "1" / "saved_model.pb").is_file()
+    assert card["data"]["pieces"] == 600 and card["data"]["mnist_train_images"] > 50_000
+    assert 0.0 <= card["validation"]["accuracy"] <= 1.0
+    predictor = Predictor.load(store / "mnist_cnn")
+    assert predictor.has_checker and predictor.checker_version == 1
+    p = predictor.one_digit_probability(np.zeros((3, 28, 28), np.float32))
+    assert p.shape == (3,) and np.all((p >= 0.0) & (p <= 1.0))
+
+
+def test_shipped_checker_tells_one_digit_from_touching_digits(served, mnist_test):
+    # MNIST test digits: the checker trained on the training split only.
+    assert served.has_checker
+    x, y = make_pieces(mnist_test[0][:2000], 300, seed=11)
+    p = served.one_digit_probability(x)
+    assert np.median(p[y == 1]) > 0.9
+    assert np.median(p[y == 0]) < 0.1
+    assert ((p >= 0.5) == (y == 1)).mean() > 0.9
+
+
+def test_a_broken_checker_is_skipped_not_fatal(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "mnist_cnn").symlink_to(STORE / "mnist_cnn", target_is_directory=True)
+    broken = store / "one_digit" / "1"
+    broken.mkdir(parents=True)
+    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+    predictor = Predictor.load(store / "mnist_cnn")
+    assert not predictor.has_checker
+    with pytest.raises(ValueError, match="no one-digit checker"):
+        predictor.one_digit_probability(np.zeros((1, 28, 28), np.float32))
+
+
+def test_segmentation_reads_with_or_without_the_checker(served, mnist_test):
+    from digit_app.recognize import recognize
+    from tests.test_preprocess import _side_by_side
+
+    x, y = mnist_test
+    without = dataclasses.replace(served, _checker_fn=None, _checker_loaded=None, checker_version=None)
+    assert not without.has_checker
+    for first in (3, 10, 25):
+        image = _side_by_side(x[first], x[first + 1], 0.0)
+        truth = f"{y[first]}{y[first + 1]}"
+        assert recognize(image, served, single=False).digits == truth
+        assert recognize(image, without, single=False).digits == truth
