@@ -96,3 +96,12 @@ def test_segmentation_reads_with_or_without_the_checker(served, mnist_test):
         truth = f"{y[first]}{y[first + 1]}"
         assert recognize(image, served, single=False).digits == truth
         assert recognize(image, without, single=False).digits == truth
+
+
+def test_cli_reports_missing_data_and_publishes_nothing(tmp_path, capsys):
+    from training.one_digit import main
+
+    out = tmp_path / "one_digit"
+    assert main(["--data-dir", str(tmp_path / "empty"), "--samples", "10", "--out", str(out)]) == 1
+    assert "error:" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())

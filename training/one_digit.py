@@ -224,9 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_config_arguments(parser, OneDigitConfig)
     cfg = config_from_args(parser.parse_args(argv), OneDigitConfig)
+    from training.data import DataError
+
     try:
         card = train(cfg)
-    except (model_store.ModelStoreError, OSError, ValueError) as exc:
+    except (DataError, model_store.ModelStoreError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     v = card["validation"]
