@@ -154,6 +154,20 @@ def validation_digits(card: dict) -> tuple[np.ndarray, np.ndarray]:
     return m.x_train[val], m.y_train[val]
 
 
+def _same_split(predictor) -> bool:
+    """Whether the checker kept out the same MNIST images as the version read (same split)."""
+    from digit_app.model_store import read_card
+
+    version = predictor.checker_card.get("data", {}).get("digit_model_version")
+    if version is None:
+        return False
+    other = read_card(predictor.model_dir, int(version)) if version != predictor.version else predictor.card
+    keys = ("seed", "val_fraction", "limit")
+    return {k: other.get("config", {}).get(k) for k in keys} == {
+        k: predictor.card.get("config", {}).get(k) for k in keys
+    }
+
+
 def score_strings(
     predictor,
     n: int,
@@ -223,6 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"note: version {predictor.version} was retrained and replayed MNIST training images,"
             " some from this split: these strings are not all unseen digits",
+            file=sys.stderr,
+        )
+    if predictor.has_checker and not _same_split(predictor):
+        print(
+            f"note: the one-digit checker was trained on the digits version"
+            f" {predictor.checker_card.get('data', {}).get('digit_model_version')} trained on, not"
+            f" version {predictor.version}'s: some of these strings' digits are its training digits",
             file=sys.stderr,
         )
     chosen = SETTINGS if args.touching is None else (("chosen", args.touching, args.marks),)

@@ -73,6 +73,7 @@ class Predictor:
     _loaded: object = field(default=None, repr=False)
     # The one-digit checker (`training.one_digit`) from the same store, when it has one.
     checker_version: int | None = None
+    checker_card: dict = field(default_factory=dict)
     _checker_fn: object = field(default=None, repr=False)
     _checker_loaded: object = field(default=None, repr=False)
 
@@ -94,8 +95,6 @@ class Predictor:
         predictor = cls(Path(model_dir), version, unsure_threshold, read_card(model_dir, version), fn, loaded)
         predictor._load_checker(Path(model_dir).parent / ONE_DIGIT_MODEL)
         predictor.predict_probabilities(np.zeros((1, 28, 28, 1), np.float32))
-        if predictor.has_checker:
-            predictor.one_digit_probability(np.zeros((1, 28, 28, 1), np.float32))
         _exempt_from_cyclic_gc()
         return predictor
 
@@ -109,12 +108,17 @@ class Predictor:
             return
         try:
             loaded = tf.saved_model.load(str(version_dir(checker_dir, versions[-1])))
-            self._checker_fn = loaded.signatures["serving_default"]
+            fn = loaded.signatures["serving_default"]
+            # The warm-up also checks the contract: one P(one digit) per image.
+            out = self._run(fn, CHECKER_OUTPUT, np.zeros((2, 28, 28, 1), np.float32), 1)
+            if out.shape != (2, 1):
+                raise ValueError(f"output {CHECKER_OUTPUT!r} has shape {out.shape[1:]}, expected (1,)")
+            card = read_card(checker_dir, versions[-1])
         except Exception as exc:  # noqa: BLE001 - reading digits must not depend on the checker
-            print(f"warning: one-digit checker {checker_dir} not loaded: {exc}", flush=True)
+            print(f"warning: one-digit checker {checker_dir} not used: {exc!r}", flush=True)
             return
-        self._checker_loaded = loaded
-        self.checker_version = versions[-1]
+        self._checker_fn, self._checker_loaded = fn, loaded
+        self.checker_version, self.checker_card = versions[-1], card
 
     @property
     def has_checker(self) -> bool:

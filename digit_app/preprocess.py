@@ -24,8 +24,9 @@ an exactly black background with a blank margin) needs no polarity or background
 percentiles, no uneven-lighting estimate and no border cleaning, so `to_ink` only thresholds
 it and checks its pieces (see `_clean_ink`); one drawing in one piece does without even the
 threshold, and its stroke is measured on a half-size copy (`_clean_single`). The result is
-the general path's, as the tests check; `FAST = False` (or `fast=False`) forces the general
-path. Several digits are segmented from one labelling of the image; with a model to score
+the general path's, as the tests check, with one exception: the one-digit checker is not asked
+on the one-piece shortcut (see ONE_DIGIT_WEIGHT), so with a checker the general path may cut a
+piece the shortcut keeps whole. `FAST = False` (or `fast=False`) forces the general path. Several digits are segmented from one labelling of the image; with a model to score
 the candidates, only the pieces that cut no connected group are scored first, and the cuts
 only when they could still win.
 """
@@ -1084,10 +1085,11 @@ MAX_SLICES = 8  # a digit spans at most this many slices
 PRIOR_WEIGHT = 0.25
 CUT_COST = 0.5  # in log-confidence: a cut must make the digits that much more certain
 # Weight of log P(one digit) from the one-digit checker (`training.one_digit`) in a reading's
-# score. With version 6 and the first checker, weight 1 took synthetic strings whose neighbours
-# touch from 78.0 to 88.7% (35% touching) and 51.7 to 68.7% (all), and cheque strings from
-# 47.0 to 52.0%; weight 2 read the same strings 89.3 / 68.0% and cheques 50.2%, weight 4
-# 88.3 / 66.0% and 48.2%.
+# score. Chosen with version 6 and a scratch checker of the same design on 300 synthetic strings
+# per row (seed 0): weight 1 took strings whose neighbours touch from 78.0 to 88.7% (35% touching)
+# and 51.7 to 68.7% (all); weight 2 read them 89.3 / 68.0%, weight 4 88.3 / 66.0%. The cheques,
+# read then too (47.0 -> 52.0 / 50.2 / 48.2%), picked 1 over 2. The shipped checker: see
+# BENCHMARKS.md (cheques 49.44%).
 # Not asked on the clean one-piece path (`_clean_one_piece_row`, most drawings): there it split
 # wide single 0s and flagged 1s (pendigits as the Draw page reads them 98.07 -> 97.82%), and
 # left out it changed none of the strings or cheques read.

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from digit_app.config import PROJECT_ROOT
+from digit_app.model_store import latest_version
 from digit_app.predictor import Predictor
 from digit_app.preprocess import center_of_mass
 from training.one_digit import make_pieces
@@ -57,6 +58,7 @@ def test_training_smoke_run_publishes_a_checker_the_predictor_loads(tmp_path, mo
     assert 0.0 <= card["validation"]["accuracy"] <= 1.0
     predictor = Predictor.load(store / "mnist_cnn")
     assert predictor.has_checker and predictor.checker_version == 1
+    assert predictor.checker_card["data"]["digit_model_version"] == latest_version(STORE / "mnist_cnn")
     p = predictor.one_digit_probability(np.zeros((3, 28, 28), np.float32))
     assert p.shape == (3,) and np.all((p >= 0.0) & (p <= 1.0))
 
@@ -71,14 +73,20 @@ def test_shipped_checker_tells_one_digit_from_touching_digits(served, mnist_test
     assert ((p >= 0.5) == (y == 1)).mean() > 0.9
 
 
-def test_a_broken_checker_is_skipped_not_fatal(tmp_path):
+@pytest.mark.parametrize("kind", ["not a SavedModel", "another model's signature"])
+def test_a_broken_checker_is_skipped_not_fatal(tmp_path, kind):
     store = tmp_path / "store"
     store.mkdir()
     (store / "mnist_cnn").symlink_to(STORE / "mnist_cnn", target_is_directory=True)
     broken = store / "one_digit" / "1"
-    broken.mkdir(parents=True)
-    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+    if kind == "not a SavedModel":
+        broken.mkdir(parents=True)
+        (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+    else:  # loads, but answers `probabilities` (N, 10), not `one_digit` (N, 1)
+        broken.parent.mkdir()
+        broken.symlink_to(STORE / "mnist_cnn" / "6", target_is_directory=True)
     predictor = Predictor.load(store / "mnist_cnn")
+    assert predictor.predict_probabilities(np.zeros((1, 28, 28), np.float32)).shape == (1, 10)
     assert not predictor.has_checker
     with pytest.raises(ValueError, match="no one-digit checker"):
         predictor.one_digit_probability(np.zeros((1, 28, 28), np.float32))
