@@ -69,24 +69,23 @@ async def _session(browser: object, url: str, samples: list[dict], stats: dict, 
                 await page.screenshot(path=str(shot), full_page=True)
                 continue
             stats["latency_ms"].append(ms)
-            truth = str((sample["label"] + 1) % 10)  # a correction, whatever was read
+            # A correction, whatever was read, with one digit per digit read (a drawing read as two
+            # digits takes two: the page refuses a correction of another length).
+            read = (await page.locator('[data-testid="stMetricValue"]').first.inner_text()).strip()
+            truth = "".join(str((sample["label"] + 1 + k) % 10) for k in range(max(1, len(read))))
             box_input = page.get_by_role("textbox", name="Correct digits")
             await box_input.fill(truth)
             await page.get_by_role("button", name="Save feedback").click()
             thanks = page.get_by_text(f"Thanks: saved {truth} as").first  # this drawing's, not an earlier one
             await thanks.wait_for(timeout=120_000)
             stats["saved"] += 1
+            stats["digits_saved"] += len(truth)  # one row per digit
             stats["acks"].append(await thanks.inner_text())
             # The toolbar is the canvas component's own: a click on it while the run that saved the
             # feedback is still rendering can be lost under this load (streamlit-drawable-canvas 0.13),
             # so click once that run has finished, as a person does once the page has settled.
             await page.wait_for_function(f"() => {PAGE_IDLE}", timeout=120_000)
-            await page.get_by_role("button", name="Reset canvas & history").click()
-            await page.wait_for_function(  # the cleared page finished, as a person would see it
-                "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
-                f".some(e => e.innerText.trim() === '–') && {PAGE_IDLE}",
-                timeout=120_000,
-            )
+            await _reset(page, stats)
         content = await page.content()
         if "Something went wrong" in content or "Traceback" in content:
             stats["errors"].append("error shown in the page")
@@ -99,10 +98,39 @@ async def _session(browser: object, url: str, samples: list[dict], stats: dict, 
         await context.close()
 
 
+async def _reset(page: object, stats: dict) -> None:
+    """Clear the canvas with its toolbar and wait for the cleared page, as a person would see it.
+
+    Even on a settled page, 20 sessions on two cores lost about one reset click in 60 in CI (the
+    drawing stayed, nothing was sent). A person clicks again; so does this, up to three times, and
+    load.json counts the repeated clicks.
+    """
+    cleared = (
+        "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
+        f".some(e => e.innerText.trim() === '–') && {PAGE_IDLE}"
+    )
+    for attempt in range(3):
+        await page.get_by_role("button", name="Reset canvas & history").click()
+        try:
+            await page.wait_for_function(cleared, timeout=40_000)
+            return
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError: the click did not take
+            if attempt == 2:
+                raise
+            stats["reset_clicks_repeated"] += 1
+
+
 async def _run(url: str, plan: list[list[dict]]) -> dict:
     from playwright.async_api import async_playwright
 
-    stats: dict = {"saved": 0, "latency_ms": [], "errors": [], "acks": []}
+    stats: dict = {
+        "saved": 0,
+        "latency_ms": [],
+        "errors": [],
+        "acks": [],
+        "reset_clicks_repeated": 0,
+        "digits_saved": 0,
+    }
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=chromium_path(), args=CHROMIUM_FLAGS, headless=True
@@ -136,9 +164,11 @@ def test_twenty_sessions_drawing_and_correcting(tmp_path: Path) -> None:
         "sessions": SESSIONS,
         "rounds_per_session": ROUNDS,
         "corrections_saved_in_ui": stats["saved"],
+        "digits_saved_in_ui": stats["digits_saved"],
         "rows_in_database": rows,
         "distinct_session_ids": len(sessions),
         "session_errors": stats["errors"],
+        "reset_clicks_repeated": stats["reset_clicks_repeated"],
         "acknowledgements": stats["acks"],
         "stroke_end_to_prediction_ms": {
             "p50": round(float(np.percentile(lat, 50)), 1),
@@ -154,6 +184,6 @@ def test_twenty_sessions_drawing_and_correcting(tmp_path: Path) -> None:
     (out / "load.json").write_text(json.dumps(figures, indent=2))
     assert not stats["errors"], stats["errors"]
     assert stats["saved"] == SESSIONS * ROUNDS
-    assert rows == SESSIONS * ROUNDS  # every correction stored exactly once
+    assert rows == stats["digits_saved"]  # every correction stored exactly once, a row per digit
     assert len(sessions) == SESSIONS
     assert integrity == "ok"
