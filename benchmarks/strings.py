@@ -157,15 +157,13 @@ def validation_digits(card: dict) -> tuple[np.ndarray, np.ndarray]:
 def _same_split(predictor) -> bool:
     """Whether the checker kept out the same MNIST images as the version read (same split)."""
     from digit_app.model_store import read_card
+    from training.data import split_settings
 
     version = predictor.checker_card.get("data", {}).get("digit_model_version")
     if version is None:
         return False
     other = read_card(predictor.model_dir, int(version)) if version != predictor.version else predictor.card
-    keys = ("seed", "val_fraction", "limit")
-    return {k: other.get("config", {}).get(k) for k in keys} == {
-        k: predictor.card.get("config", {}).get(k) for k in keys
-    }
+    return split_settings(other) == split_settings(predictor.card)
 
 
 def score_strings(

@@ -26,9 +26,10 @@ it and checks its pieces (see `_clean_ink`); one drawing in one piece does witho
 threshold, and its stroke is measured on a half-size copy (`_clean_single`). The result is
 the general path's, as the tests check, with one exception: the one-digit checker is not asked
 on the one-piece shortcut (see ONE_DIGIT_WEIGHT), so with a checker the general path may cut a
-piece the shortcut keeps whole. `FAST = False` (or `fast=False`) forces the general path. Several digits are segmented from one labelling of the image; with a model to score
-the candidates, only the pieces that cut no connected group are scored first, and the cuts
-only when they could still win.
+piece the shortcut keeps whole. `FAST = False` (or `fast=False`) forces the general path.
+Several digits are segmented from one labelling of the image; with a model to score the
+candidates, only the pieces that cut no connected group are scored first, and the cuts only
+when they could still win.
 """
 
 from __future__ import annotations

@@ -17,6 +17,11 @@ def _opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's nam
     return field(default=default, metadata={"help": help})
 
 
+def _as_dict(cfg: Any) -> dict[str, Any]:
+    """A config as JSON-ready values (paths as strings), for cards and job records."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
 @dataclass
 class TrainConfig:
     """Hyper-parameters and paths of one training run (written into the model card)."""
@@ -75,8 +80,7 @@ class TrainConfig:
         """The model folder to publish into."""
         return Path(self.out) if self.out else get_settings().model_dir
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+    to_dict = _as_dict
 
 
 @dataclass
@@ -125,8 +129,7 @@ class RetrainConfig:
     def resolved_out(self) -> Path:
         return Path(self.out) if self.out else get_settings().model_dir
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+    to_dict = _as_dict
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RetrainConfig:
@@ -163,8 +166,7 @@ class OneDigitConfig:
     def resolved_out(self) -> Path:
         return Path(self.out) if self.out else get_settings().one_digit_dir
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+    to_dict = _as_dict
 
 
 def retrain_config_dict(overrides: dict[str, Any] | None = None) -> dict[str, Any]:

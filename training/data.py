@@ -272,13 +272,16 @@ def held_out_for_card(
     Each seed holds out different images: anything measured "on images the model never saw"
     (calibration, the strings benchmark) must use the version's own split, not the default.
     """
+    return held_out(y_train, n_test, *split_settings(card))
+
+
+def split_settings(card: dict) -> tuple[float, int, int | None]:
+    """(val_fraction, seed, limit): what decides which MNIST images a version held out."""
     from training.config import TrainConfig
 
     default = TrainConfig()
     config = card.get("config", {})
-    return held_out(
-        y_train,
-        n_test,
+    return (
         float(config.get("val_fraction", default.val_fraction)),
         int(config.get("seed", default.seed)),
         config.get("limit"),

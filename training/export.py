@@ -18,8 +18,11 @@ OUTPUT_NAME = "probabilities"
 KERAS_FILE = "model.keras"
 
 
-def write_savedmodel(model: keras.Model, path: Path, temperature: float = 1.0) -> None:
-    """SavedModel whose `serving_default` maps image [None,28,28,1] f32 -> probabilities [None,10] f32.
+def write_savedmodel(
+    model: keras.Model, path: Path, temperature: float = 1.0, output_name: str = OUTPUT_NAME
+) -> None:
+    """SavedModel whose `serving_default` maps image [None,28,28,1] f32 -> probabilities [None,10] f32
+    (or, under another `output_name`, whatever the model outputs: the one-digit checker's [None,1]).
 
     With a temperature (`training.calibrate`), the model's probabilities are raised to 1/T and
     renormalised inside the graph, so every server of the version serves calibrated numbers.
@@ -32,7 +35,7 @@ def write_savedmodel(model: keras.Model, path: Path, temperature: float = 1.0) -
         probs = tf.cast(model(image, training=False), tf.float32)
         if inverse != 1.0:
             probs = tf.nn.softmax(tf.math.log(tf.maximum(probs, 1e-12)) * inverse, axis=-1)
-        return {OUTPUT_NAME: probs}
+        return {output_name: probs}
 
     archive.add_endpoint(
         name="serving_default",

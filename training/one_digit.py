@@ -26,7 +26,6 @@ import datetime as dt
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -124,25 +123,6 @@ def build_checker() -> Any:
     return keras.Model(inputs, outputs, name="one_digit")
 
 
-def write_savedmodel(model: Any, path: Path) -> None:
-    """SavedModel whose `serving_default` maps image [None,28,28,1] f32 -> one_digit [None,1] f32."""
-    import keras
-    import tensorflow as tf
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-
-    def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {OUTPUT_NAME: tf.cast(model(image, training=False), tf.float32)}
-
-    archive.add_endpoint(
-        name="serving_default",
-        fn=serve,
-        input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name=INPUT_NAME)],
-    )
-    archive.write_out(str(path), verbose=False)
-
-
 def training_digits(cfg: OneDigitConfig) -> tuple[np.ndarray, dict[str, Any]]:
     """MNIST training images the digit-model version trained on (never its held-out split)."""
     from training.data import held_out_for_card, load_mnist
@@ -164,6 +144,7 @@ def train(cfg: OneDigitConfig, verbose: int = 2) -> dict[str, Any]:
     """Make the pieces, fit the checker, publish it as the next version; returns its card."""
     import keras
 
+    from training.export import write_savedmodel
     from training.train import git_commit
 
     commit = git_commit()
@@ -205,7 +186,7 @@ def train(cfg: OneDigitConfig, verbose: int = 2) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     staged = model_store.staging_dir(out)
     try:
-        write_savedmodel(model, staged)
+        write_savedmodel(model, staged, output_name=OUTPUT_NAME)
         extra = staged / EXTRA_DIR
         extra.mkdir(parents=True, exist_ok=True)
         (extra / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
