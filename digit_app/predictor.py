@@ -197,7 +197,9 @@ class Predictor:
 def rotate_digits(images: np.ndarray, degrees: float) -> np.ndarray:
     """(N,28,28) digits turned `degrees` counter-clockwise about the image centre."""
     m = cv2.getRotationMatrix2D((13.5, 13.5), degrees, 1.0)
-    return np.stack([cv2.warpAffine(np.ascontiguousarray(a), m, (28, 28), flags=cv2.INTER_LINEAR) for a in images])
+    return np.stack(
+        [cv2.warpAffine(np.ascontiguousarray(a), m, (28, 28), flags=cv2.INTER_LINEAR) for a in images]
+    )
 
 
 _served_lock = threading.Lock()
