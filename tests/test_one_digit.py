@@ -43,6 +43,23 @@ def test_pieces_are_balanced_and_normalised_like_the_app(mnist_test):
     assert np.array_equal(x, again)  # seeded
 
 
+def test_validation_pieces_use_digits_the_training_pieces_do_not(monkeypatch):
+    import training.one_digit as od
+
+    digits = np.arange(200, dtype=np.uint8).reshape(200, 1, 1) * np.ones((1, 28, 28), np.uint8)
+    used: list[set[int]] = []
+
+    def fake_make_pieces(part: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        used.append({int(d[0, 0]) for d in part})  # which digits each set of pieces may draw from
+        return np.zeros((2 * n, 28, 28), np.float32), np.r_[np.ones(n), np.zeros(n)].astype(np.float32)
+
+    monkeypatch.setattr(od, "make_pieces", fake_make_pieces)
+    (x, y), (xv, yv) = od.split_pieces(digits, samples=100, seed=0)
+    assert used[0].isdisjoint(used[1]) and len(used[0]) == 180 and len(used[1]) == 20
+    assert x.shape == (180, 28, 28, 1) and xv.shape == (20, 28, 28, 1)
+    assert y.sum() == 90 and yv.sum() == 10
+
+
 def test_training_smoke_run_publishes_a_checker_the_predictor_loads(tmp_path, monkeypatch, mnist_dir):
     from training.config import OneDigitConfig
     from training.one_digit import train

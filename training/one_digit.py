@@ -105,6 +105,26 @@ def make_pieces(digits: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.n
     return x, y
 
 
+def split_pieces(
+    digits: np.ndarray, samples: int, seed: int, val_share: float = 0.1
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Shuffled training pieces and validation pieces, (N,28,28,1) and labels, made from disjoint
+    digits: pieces that reuse a training piece's digits would make the validation figure flatter
+    the checker (checker 1's card says 96.67%; on pieces of unseen MNIST test digits it is 96.39%)."""
+    order = np.random.default_rng(seed).permutation(len(digits))
+    n_val_digits = max(2, int(round(val_share * len(digits))))
+    n_val = max(1, int(round(val_share * samples)))
+    out = []
+    for part, n, s in (
+        (order[n_val_digits:], samples - n_val, seed),
+        (order[:n_val_digits], n_val, seed + 1),
+    ):
+        x, y = make_pieces(digits[part], n, s)
+        shuffle = np.random.default_rng(s).permutation(len(y))
+        out.append((x[shuffle][..., None], y[shuffle]))
+    return out[0], out[1]
+
+
 def build_checker() -> Any:
     """A small CNN, (28,28,1) -> P(one digit): about 1/10 of the digit model's work per image."""
     import keras
@@ -151,32 +171,34 @@ def train(cfg: OneDigitConfig, verbose: int = 2) -> dict[str, Any]:
     t0 = time.perf_counter()
     keras.utils.set_random_seed(cfg.seed)
     digits, source = training_digits(cfg)
-    x, y = make_pieces(digits, cfg.samples, cfg.seed)
-    order = np.random.default_rng(cfg.seed).permutation(len(y))
-    x, y = x[order][..., None], y[order]
-    n_val = len(y) // 10
+    (x, y), (x_val, y_val) = split_pieces(digits, cfg.samples, cfg.seed)
     model = build_checker()
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     history = model.fit(
-        x[n_val:],
-        y[n_val:],
-        validation_data=(x[:n_val], y[:n_val]),
+        x,
+        y,
+        validation_data=(x_val, y_val),
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         verbose=verbose,
     )
-    p = model.predict(x[:n_val], batch_size=1024, verbose=0)[:, 0]
+    p = model.predict(x_val, batch_size=1024, verbose=0)[:, 0]
     val = {
-        "accuracy": float(((p >= 0.5) == (y[:n_val] == 1)).mean()),
-        "one_digit_kept": float((p[y[:n_val] == 1] >= 0.5).mean()),
-        "not_one_caught": float((p[y[:n_val] == 0] < 0.5).mean()),
+        "accuracy": float(((p >= 0.5) == (y_val == 1)).mean()),
+        "one_digit_kept": float((p[y_val == 1] >= 0.5).mean()),
+        "not_one_caught": float((p[y_val == 0] < 0.5).mean()),
     }
     card = {
         "model_name": "one_digit",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git_commit": commit,
         "config": cfg.to_dict(),
-        "data": {**source, "pieces": int(len(y)), "validation_pieces": int(n_val)},
+        "data": {
+            **source,
+            "pieces": int(len(y) + len(y_val)),
+            "validation_pieces": int(len(y_val)),
+            "validation_digits": "disjoint from the training pieces' digits",
+        },
         "validation": val,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "signature": {"input": INPUT_NAME, "output": OUTPUT_NAME, "shape": [None, 28, 28, 1]},
