@@ -60,6 +60,7 @@ MIN_CONTRAST = 24.0  # ink must differ from the background by this much (0..255)
 SPECK_FRACTION = 0.02  # components smaller than this share of the largest one are specks
 MIN_SPECK_AREA = 3  # ... and below this many pixels always
 MIN_DIGIT_SIDE = 4  # px: ink smaller than this is not a digit
+FLAT = 0.45  # ink lower than this share of the digits' height is a dash or a mark, not a digit
 MIN_ELONGATION = 2.2  # a digit is a stroke: its extent is several stroke widths, a dot is not
 # MNIST's stroke width relative to the longer side of the digit (measured on the training set
 # with `stroke_width`): median 0.12, 5th-95th percentile 0.08-0.185. Strokes bolder than
@@ -1050,8 +1051,9 @@ def segment_pieces(
             if merged:
                 break
     ref = _reference_height(groups)
-    # Leftovers flatter than a digit (dashes, underlines' remains).
-    groups = [g for g in groups if g.h >= 0.45 * ref]
+    # Leftovers flatter than a digit (dashes, underlines' remains), and groups made only of
+    # such strokes: an "=" or "-" closing an amount is tall as a pair, yet no stroke of it is.
+    groups = [g for g in groups if g.h >= FLAT * ref and max(stats[i][3] for i in g.labels) >= FLAT * ref]
     groups.sort(key=lambda g: g.x0)
     masks = [_label_mask(labels[g.y0 : g.y1, g.x0 : g.x1], g.labels) for g in groups]
     if scorer is not None and ink is not None:

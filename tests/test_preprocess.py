@@ -413,6 +413,16 @@ def test_a_decimal_point_and_a_dash_are_not_digits():
     assert len(boxes) == 3
 
 
+def test_an_end_mark_is_not_a_digit_even_when_its_strokes_stand_tall_together():
+    # "345 =": each bar of the "=" is flat, the pair is more than half as tall as the digits.
+    img = draw("345", size=(140, 360), org=(20, 110), scale=3.5, thickness=10)
+    for y in (48, 78):
+        cv2.line(img, (275, y), (325, y), 0, 8)
+    boxes = segment(to_ink(img, multi=True)[1])
+    assert len(boxes) == 3
+    assert max(x + w for x, y, w, h in boxes) < 270
+
+
 def test_broken_stroke_is_merged():
     img = draw("7", size=(200, 200), org=(40, 170), scale=6, thickness=14)
     img[95:101, :] = 255  # a gap across the stem
