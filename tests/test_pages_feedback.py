@@ -10,8 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from digit_app import admin, db
-from digit_app.config import PROJECT_ROOT
+from digit_app.config import PROJECT_ROOT, get_settings
 from digit_app.feedback import FeedbackStore, Filters, Sample
+from digit_app.model_store import read_card
 from tests.test_pages import _drawn_digit, fake_canvas  # noqa: F401 - fixture
 
 PAGES = PROJECT_ROOT / "digit_app" / "pages"
@@ -96,7 +97,9 @@ def test_retrain_page_lists_corrections_and_versions(env: Path) -> None:
     values = {m.label: m.value for m in at.metric}
     assert values["Feedback samples"] == "12"
     assert values["Corrections"] == "4"
-    assert at.dataframe  # the versions table
+    versions = at.dataframe[0].value  # the versions table, accuracies in percent (99.60, not 0.996)
+    served = read_card(get_settings().model_dir)
+    assert versions["MNIST test accuracy"].iloc[0] == pytest.approx(100 * served["test"]["accuracy"])
     assert any("No retraining" in c.value for c in at.caption)
 
 

@@ -112,6 +112,15 @@ def job_panel(password: str | None) -> None:
         st.code(job.log_tail() or "(no output yet)", language=None)
 
 
+# Accuracies as 99.60%, not 99.6%: versions a hundredth of a point apart must line up.
+PERCENT = "%.2f%%"
+
+
+def as_percent(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Fractions shown as percentages (Streamlit's "percent" format drops trailing zeros)."""
+    return table.assign(**{c: pd.to_numeric(table[c], errors="coerce") * 100 for c in columns})
+
+
 def show_outcome(job: Job) -> None:
     text = f"Job {job.id} {job.status} at {_when(job.finished_at)}: {job.message or ''}"
     {"published": st.success, "rejected": st.warning}.get(job.status, st.error)(text)
@@ -125,11 +134,11 @@ def show_outcome(job: Job) -> None:
             }
         )
         st.dataframe(
-            table,
+            as_percent(table, ["served", "candidate"]),
             hide_index=True,
             column_config={
-                "served": st.column_config.NumberColumn(format="percent"),
-                "candidate": st.column_config.NumberColumn(format="percent"),
+                "served": st.column_config.NumberColumn(format=PERCENT),
+                "candidate": st.column_config.NumberColumn(format=PERCENT),
             },
         )
 
@@ -171,12 +180,13 @@ def versions_panel(password: str | None) -> None:
         st.info("No model version is published.")
         return
     st.dataframe(
-        table,
+        as_percent(table, ["MNIST test accuracy", "learned feedback"]),
         hide_index=True,
         column_config={
-            "MNIST test accuracy": st.column_config.NumberColumn(format="percent"),
-            "learned feedback": st.column_config.NumberColumn(format="percent"),
+            "MNIST test accuracy": st.column_config.NumberColumn(format=PERCENT),
+            "learned feedback": st.column_config.NumberColumn(format=PERCENT),
             "macro F1": st.column_config.NumberColumn(format="%.4f"),
+            "feedback samples": st.column_config.NumberColumn(format="%d"),
         },
     )
     older = [int(v) for v in table["version"].tolist()[1:]]
