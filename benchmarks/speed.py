@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     body = (
         f"{len(times)} pendigits drawings as the canvas sends them (JSON paths and a 280x280 RGBA), timed one "
-        f"by one as the draw page runs them (strokes redrawn by `canvas_gray`, then `recognize` in multi mode); the batch cycles through them ({missed} without a digit).\n\n"
-        + "\n".join(rows)
+        f"by one as the draw page runs them (strokes redrawn by `canvas_gray`, then `recognize` in multi mode); the batch cycles through them ({missed} without a digit). "
+        f"Model {predictor.model_dir.name} v{predictor.version} run on {predictor.runtime} "
+        "(`DIGIT_APP_TFLITE=0`: always the SavedModel).\n\n" + "\n".join(rows)
     )
     print(body)
     if not args.no_write:

@@ -53,6 +53,17 @@ def version_dir(model_dir: Path, version: int | None = None) -> Path:
     return path
 
 
+# A version's float TensorFlow Lite twin (`python -m training.export_tflite`), which the
+# Predictor runs instead of the SavedModel when it is there and gives the same answers.
+TFLITE_FLOAT = "model_float.tflite"
+
+
+def tflite_dir(model_dir: Path, version: int) -> Path:
+    """Where a version's TensorFlow Lite files live: beside the numbered folders, never in one
+    (a published version is never edited, and TensorFlow Serving reads only those folders)."""
+    return model_dir.parent / f"{model_dir.name}-tflite" / str(version)
+
+
 def read_card(model_dir: Path, version: int | None = None) -> dict[str, Any]:
     """The model card of a version ({} when it has none)."""
     path = version_dir(model_dir, version) / EXTRA_DIR / CARD_NAME
@@ -111,10 +122,24 @@ def republish(model_dir: Path, version: int, reason: str = "rollback") -> int:
         card["created"] = _now()
         card_path.parent.mkdir(parents=True, exist_ok=True)
         card_path.write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
-        return publish(staged, model_dir)
+        new = publish(staged, model_dir)
     except BaseException:
         discard(staged)
         raise
+    _copy_tflite_twin(model_dir, version, new)
+    return new
+
+
+def _copy_tflite_twin(model_dir: Path, source: int, target: int) -> None:
+    """The republished copy keeps its fast twin (same network); without one, nothing to do."""
+    twin = tflite_dir(model_dir, source) / TFLITE_FLOAT
+    if not twin.is_file():
+        return
+    out = tflite_dir(model_dir, target)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".tmp-{TFLITE_FLOAT}"
+    shutil.copyfile(twin, tmp)
+    os.replace(tmp, out / TFLITE_FLOAT)
 
 
 def _now() -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from digit_app.config import PROJECT_ROOT
-from digit_app.predictor import OUTPUT_NAME, Predictor
+from digit_app.predictor import Predictor
 from digit_app.preprocess import preprocess_single
 from digit_app.strokes import render_strokes
 from tests.handwriting import pendigits, strokes_on_canvas
@@ -38,7 +38,7 @@ def _without(predictor: Predictor) -> Predictor:
 def test_second_look_is_on_by_default_and_off_at_zero_degrees(served, monkeypatch, mnist_test):
     assert served.second_look_degrees == 8.0 and served.second_look_min == 0.9
     x = mnist_test[0][:300]
-    raw = served._run(served._fn, OUTPUT_NAME, x, 10)
+    raw = served._digit_model(x)  # the network alone (its Lite twin when the store has one)
     np.testing.assert_array_equal(_without(served).predict_probabilities(x), raw)
     monkeypatch.setenv("DIGIT_APP_SECOND_LOOK_DEGREES", "0")
     assert Predictor.load(STORE).second_look_degrees == 0.0

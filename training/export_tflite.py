@@ -26,11 +26,9 @@ import numpy as np  # noqa: E402
 
 from digit_app import model_store  # noqa: E402
 from digit_app.config import get_settings  # noqa: E402
+from digit_app.model_store import TFLITE_FLOAT, tflite_dir  # noqa: E402
+from digit_app.predictor import tflite_interpreter  # noqa: E402
 from training.data import DataError, load_mnist  # noqa: E402
-
-
-def tflite_dir(model_dir: Path, version: int) -> Path:
-    return model_dir.parent / f"{model_dir.name}-tflite" / str(version)
 
 
 def convert(saved_model: Path, calibration: np.ndarray | None = None) -> bytes:
@@ -52,20 +50,7 @@ def convert(saved_model: Path, calibration: np.ndarray | None = None) -> bytes:
 
 
 def _interpreter(model: bytes) -> Any:
-    """LiteRT's interpreter when installed (what devices run), else TensorFlow's copy of it."""
-    import warnings
-
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter  # noqa: N806
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "tf.lite.Interpreter is deprecated"
-        interp = Interpreter(model_content=model, num_threads=1)
-    interp.allocate_tensors()
-    return interp
+    return tflite_interpreter(model, threads=1)
 
 
 def predict_tflite(model: bytes, images: np.ndarray) -> np.ndarray:
@@ -117,7 +102,7 @@ def export(
     }
     for name, images in (("float", None), ("int8", calib)):
         blob = convert(source, images)
-        path = out / f"model_{name}.tflite"
+        path = out / (TFLITE_FLOAT if name == "float" else f"model_{name}.tflite")
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(blob)
         os.replace(tmp, path)
