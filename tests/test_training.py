@@ -44,6 +44,16 @@ def test_smoke_run_publishes_integer_version_without_leftovers(trained_store: Pa
         assert (extra / name).is_file(), name
 
 
+def test_a_new_version_comes_with_its_tflite_twin_and_runs_on_it(trained_store: Path) -> None:
+    twin = model_store.tflite_dir(trained_store, 1) / model_store.TFLITE_FLOAT
+    assert twin.is_file() and not list(twin.parent.glob(".tmp-*"))
+    lite = Predictor.load(trained_store, 1)
+    assert lite.runtime == "TensorFlow Lite"  # it passed the check against the SavedModel
+    x = np.random.default_rng(1).random((40, 28, 28, 1), dtype=np.float32)
+    want = lite._run(lite._fn, "probabilities", x, 10)
+    np.testing.assert_allclose(lite._digit_model(x), want, atol=1e-4)
+
+
 def test_signature_contract(trained_store: Path) -> None:
     import tensorflow as tf
 

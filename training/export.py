@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,11 @@ def publish_version(
     card: dict[str, Any],
     temperature: float,
     test_report: Callable[[Path], dict[str, Any]],
+    tflite: bool = True,
 ) -> int:
     """Write a version into a staging folder and rename it into the next number.
+
+    With `tflite`, its float TensorFlow Lite twin is written beside it (`tflite_twin`).
 
     `test_report(extra)` writes the evaluation files into assets.extra/ and returns the card's
     "test" entry; the card is written after it. On any failure the staging folder goes.
@@ -63,10 +67,39 @@ def publish_version(
         extra = write_extras(model, staged, card)
         card["test"] = test_report(extra)
         (extra / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
-        return model_store.publish(staged, model_dir)
+        twin = tflite_twin(staged) if tflite else None
+        version = model_store.publish(staged, model_dir)
     except BaseException:
         model_store.discard(staged)
         raise
+    if twin is not None:
+        write_tflite_twin(model_dir, version, twin)
+    return version
+
+
+def tflite_twin(saved_model: Path) -> bytes | None:
+    """The float TensorFlow Lite twin of a SavedModel, which the app runs (`digit_app.predictor`).
+
+    Converted before the version is published, so it lands a moment after the version does.
+    A version without one still works, on its SavedModel: a failure here only warns.
+    """
+    from training.export_tflite import convert
+
+    try:
+        return convert(saved_model)
+    except Exception as exc:  # noqa: BLE001 - the version itself is fine
+        print(f"warning: no TensorFlow Lite twin: {exc}", flush=True)
+        return None
+
+
+def write_tflite_twin(model_dir: Path, version: int, twin: bytes) -> Path:
+    """Write the twin beside the versions, atomically (a reader never sees half a file)."""
+    out = model_store.tflite_dir(model_dir, version)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".tmp-{model_store.TFLITE_FLOAT}"
+    tmp.write_bytes(twin)
+    os.replace(tmp, out / model_store.TFLITE_FLOAT)
+    return out / model_store.TFLITE_FLOAT
 
 
 def write_extras(model: keras.Model, path: Path, card: dict[str, Any]) -> Path:
