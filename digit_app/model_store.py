@@ -126,7 +126,10 @@ def republish(model_dir: Path, version: int, reason: str = "rollback") -> int:
     except BaseException:
         discard(staged)
         raise
-    _copy_tflite_twin(model_dir, version, new)
+    try:
+        _copy_tflite_twin(model_dir, version, new)
+    except OSError as exc:  # the rollback happened; the copy runs on its SavedModel
+        print(f"warning: version {new} published without its TensorFlow Lite twin: {exc}", flush=True)
     return new
 
 

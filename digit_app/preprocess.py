@@ -61,7 +61,6 @@ SPECK_FRACTION = 0.02  # components smaller than this share of the largest one a
 MIN_SPECK_AREA = 3  # ... and below this many pixels always
 MIN_DIGIT_SIDE = 4  # px: ink smaller than this is not a digit
 FLAT = 0.45  # ink lower than this share of the digits' height is a dash or a mark, not a digit
-EDGE_SLIVER = 0.6  # in a row, ink at an end that the image edge cuts is a sliver when lower than this
 MIN_ELONGATION = 2.2  # a digit is a stroke: its extent is several stroke widths, a dot is not
 # MNIST's stroke width relative to the longer side of the digit (measured on the training set
 # with `stroke_width`): median 0.12, 5th-95th percentile 0.08-0.185. Strokes bolder than
@@ -1053,10 +1052,9 @@ def segment_pieces(
                 break
     ref = _reference_height(groups)
     # Leftovers flatter than a digit (dashes, underlines' remains), and groups made only of
-    # such strokes: an "=" or "-" closing an amount is tall as a pair, yet no stroke of it is.
-    groups = [g for g in groups if g.h >= FLAT * ref and max(stats[i][3] for i in g.labels) >= FLAT * ref]
+    # low bars: an "=" closing an amount is tall as a pair, yet neither of its bars is.
+    groups = [g for g in groups if g.h >= FLAT * ref and not _only_bars(g, stats, ref)]
     groups.sort(key=lambda g: g.x0)
-    groups = _without_edge_slivers(groups, ref, np.shape(mask))
     masks = [_label_mask(labels[g.y0 : g.y1, g.x0 : g.x1], g.labels) for g in groups]
     if scorer is not None and ink is not None:
         pieces = _read_row(groups, masks, ref, ink, scorer, temperature, checker)
@@ -1066,23 +1064,11 @@ def segment_pieces(
     return pieces
 
 
-def _without_edge_slivers(groups: list[_Group], ref: float, shape: tuple[int, ...]) -> list[_Group]:
-    """The row without a low piece at either end that the image's edge cuts.
-
-    A number cut out of a form or cheque often carries the cut-off tail of a neighbouring
-    field's writing at the edge; a digit of the row is about as tall as the others.
-    """
-    h, w = shape[:2]
-
-    def sliver(g: _Group) -> bool:
-        at_edge = g.x0 == 0 or g.y0 == 0 or g.x1 == w or g.y1 == h
-        return at_edge and g.h < EDGE_SLIVER * ref
-
-    while len(groups) > 1 and sliver(groups[-1]):
-        groups = groups[:-1]
-    while len(groups) > 1 and sliver(groups[0]):
-        groups = groups[1:]
-    return groups
+def _only_bars(g: _Group, stats: np.ndarray, ref: float) -> bool:
+    """Whether every stroke of a group is a low bar (an "=", a long "-"): lower than FLAT of
+    the row and at least twice as wide as high. A digit broken into low pieces has some that
+    are not bars, and stays."""
+    return all(stats[i][3] < FLAT * ref and stats[i][2] >= 2 * stats[i][3] for i in g.labels)
 
 
 def _label_mask(labels: np.ndarray, wanted: list[int]) -> np.ndarray:

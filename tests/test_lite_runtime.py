@@ -79,11 +79,13 @@ def test_no_images_and_wrong_shapes(lite: Predictor) -> None:
 
 
 def test_threads_sharing_the_twin_get_their_own_answers(lite: Predictor, images: np.ndarray) -> None:
-    want = [lite.predict_probabilities(images[i : i + 1 + i % 20]) for i in range(40)]
+    # Drawings (1-20 images, one by one) and uploads (300, in chunks) at the same time.
+    sizes = [300 if i % 8 == 0 else 1 + i % 20 for i in range(40)]
+    want = [lite.predict_probabilities(images[i : i + n]) for i, n in enumerate(sizes)]
     got: list[np.ndarray | None] = [None] * 40
 
     def work(i: int) -> None:
-        got[i] = lite.predict_probabilities(images[i : i + 1 + i % 20])
+        got[i] = lite.predict_probabilities(images[i : i + sizes[i]])
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(40)]
     for t in threads:
