@@ -71,8 +71,9 @@ class Settings:
     # ... and is read as 1 when the turned copy is a 1 with at least this probability.
     second_look_min: float = field(default_factory=lambda: _env_float("DIGIT_APP_SECOND_LOOK_MIN", 0.9))
     # Run the served version through its TensorFlow Lite twin when the store has one
-    # (`<model_store>/<model_name>-tflite/<N>/model_float.tflite`, written by
-    # `python -m training.export_tflite`): the same network, about ten times faster per drawing.
+    # (`<model_store>/<model_name>-tflite/<N>/model_float.tflite`, written when a version is
+    # published, or by `python -m training.export_tflite`): the same network, about ten times
+    # faster per drawing.
     use_tflite: bool = field(
         default_factory=lambda: (
             os.environ.get("DIGIT_APP_TFLITE", "1").strip().lower() not in {"0", "false", "no", "off"}

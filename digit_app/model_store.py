@@ -64,6 +64,16 @@ def tflite_dir(model_dir: Path, version: int) -> Path:
     return model_dir.parent / f"{model_dir.name}-tflite" / str(version)
 
 
+def write_tflite(model_dir: Path, version: int, data: bytes, name: str = TFLITE_FLOAT) -> Path:
+    """Write one of a version's TensorFlow Lite files, atomically (a reader never sees half of it)."""
+    out = tflite_dir(model_dir, version)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".tmp-{name}"
+    tmp.write_bytes(data)
+    os.replace(tmp, out / name)
+    return out / name
+
+
 def read_card(model_dir: Path, version: int | None = None) -> dict[str, Any]:
     """The model card of a version ({} when it has none)."""
     path = version_dir(model_dir, version) / EXTRA_DIR / CARD_NAME
@@ -126,23 +136,14 @@ def republish(model_dir: Path, version: int, reason: str = "rollback") -> int:
     except BaseException:
         discard(staged)
         raise
+    # The copy keeps its fast twin (same network); a failure leaves it on its SavedModel.
+    twin = tflite_dir(model_dir, version) / TFLITE_FLOAT
     try:
-        _copy_tflite_twin(model_dir, version, new)
-    except OSError as exc:  # the rollback happened; the copy runs on its SavedModel
+        if twin.is_file():
+            write_tflite(model_dir, new, twin.read_bytes())
+    except OSError as exc:
         print(f"warning: version {new} published without its TensorFlow Lite twin: {exc}", flush=True)
     return new
-
-
-def _copy_tflite_twin(model_dir: Path, source: int, target: int) -> None:
-    """The republished copy keeps its fast twin (same network); without one, nothing to do."""
-    twin = tflite_dir(model_dir, source) / TFLITE_FLOAT
-    if not twin.is_file():
-        return
-    out = tflite_dir(model_dir, target)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".tmp-{TFLITE_FLOAT}"
-    shutil.copyfile(twin, tmp)
-    os.replace(tmp, out / TFLITE_FLOAT)
 
 
 def _now() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,11 +51,9 @@ def publish_version(
     card: dict[str, Any],
     temperature: float,
     test_report: Callable[[Path], dict[str, Any]],
-    tflite: bool = True,
 ) -> int:
-    """Write a version into a staging folder and rename it into the next number.
-
-    With `tflite`, its float TensorFlow Lite twin is written beside it (`tflite_twin`).
+    """Write a version into a staging folder and rename it into the next number, with its
+    float TensorFlow Lite twin beside it (`tflite_twin`).
 
     `test_report(extra)` writes the evaluation files into assets.extra/ and returns the card's
     "test" entry; the card is written after it. On any failure the staging folder goes.
@@ -67,14 +64,14 @@ def publish_version(
         extra = write_extras(model, staged, card)
         card["test"] = test_report(extra)
         (extra / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
-        twin = tflite_twin(staged) if tflite else None
+        twin = tflite_twin(staged)
         version = model_store.publish(staged, model_dir)
     except BaseException:
         model_store.discard(staged)
         raise
     if twin is not None:
         try:
-            write_tflite_twin(model_dir, version, twin)
+            model_store.write_tflite(model_dir, version, twin)
         except OSError as exc:  # the version is published and works on its SavedModel
             print(f"warning: version {version} published without its TensorFlow Lite twin: {exc}", flush=True)
     return version
@@ -93,16 +90,6 @@ def tflite_twin(saved_model: Path) -> bytes | None:
     except Exception as exc:  # noqa: BLE001 - the version itself is fine
         print(f"warning: no TensorFlow Lite twin: {exc}", flush=True)
         return None
-
-
-def write_tflite_twin(model_dir: Path, version: int, twin: bytes) -> Path:
-    """Write the twin beside the versions, atomically (a reader never sees half a file)."""
-    out = model_store.tflite_dir(model_dir, version)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".tmp-{model_store.TFLITE_FLOAT}"
-    tmp.write_bytes(twin)
-    os.replace(tmp, out / model_store.TFLITE_FLOAT)
-    return out / model_store.TFLITE_FLOAT
 
 
 def write_extras(model: keras.Model, path: Path, card: dict[str, Any]) -> Path:

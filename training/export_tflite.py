@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from digit_app import model_store  # noqa: E402
 from digit_app.config import get_settings  # noqa: E402
-from digit_app.model_store import TFLITE_FLOAT, tflite_dir  # noqa: E402
+from digit_app.model_store import TFLITE_FLOAT  # noqa: E402
 from digit_app.predictor import tflite_interpreter  # noqa: E402
 from training.data import DataError, load_mnist  # noqa: E402
 
@@ -49,13 +49,9 @@ def convert(saved_model: Path, calibration: np.ndarray | None = None) -> bytes:
     return converter.convert()
 
 
-def _interpreter(model: bytes) -> Any:
-    return tflite_interpreter(model, threads=1)
-
-
 def predict_tflite(model: bytes, images: np.ndarray) -> np.ndarray:
     """Probabilities for uint8 (N,28,28) images, one image per call as on a device."""
-    interp = _interpreter(model)
+    interp = tflite_interpreter(model)
     inp = interp.get_input_details()[0]["index"]
     out = interp.get_output_details()[0]["index"]
     x = images.astype(np.float32)[..., None] / 255.0
@@ -68,7 +64,7 @@ def predict_tflite(model: bytes, images: np.ndarray) -> np.ndarray:
 
 
 def latency_ms(model: bytes, image: np.ndarray, runs: int = 300) -> dict[str, float]:
-    interp = _interpreter(model)
+    interp = tflite_interpreter(model)
     inp = interp.get_input_details()[0]["index"]
     x = image.astype(np.float32)[None, ..., None] / 255.0
     times = []
@@ -92,8 +88,6 @@ def export(
     mnist = load_mnist(data_dir or settings.mnist_dir, progress=False)
     rng = np.random.default_rng(0)
     calib = mnist.x_train[rng.choice(len(mnist.x_train), size=calibration, replace=False)]
-    out = tflite_dir(model_dir, version)
-    out.mkdir(parents=True, exist_ok=True)
     card = model_store.read_card(model_dir, version)
     report: dict[str, Any] = {
         "version": version,
@@ -102,10 +96,9 @@ def export(
     }
     for name, images in (("float", None), ("int8", calib)):
         blob = convert(source, images)
-        path = out / (TFLITE_FLOAT if name == "float" else f"model_{name}.tflite")
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
+        path = model_store.write_tflite(
+            model_dir, version, blob, TFLITE_FLOAT if name == "float" else f"model_{name}.tflite"
+        )
         probs = predict_tflite(blob, mnist.x_test)
         report[name] = {
             "file": path.name,
@@ -116,7 +109,7 @@ def export(
         print(
             f"{name}: {len(blob) / 1024:.0f} KiB, MNIST test {report[name]['test_accuracy']:.2%}", flush=True
         )
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    model_store.write_tflite(model_dir, version, json.dumps(report, indent=2).encode(), "report.json")
     return report
 
 
