@@ -1255,10 +1255,12 @@ def _read_row(
 ) -> list[Piece]:
     slices: list[Piece] = []
     starts_group: list[bool] = []
+    group_h: list[int] = []  # the height of each slice's group
     for g, m in zip(groups, masks):
         parts = _slices(g, m, ref)
         slices.extend(parts)
         starts_group.extend([True] + [False] * (len(parts) - 1))
+        group_h.extend([g.h] * len(parts))
     n = len(slices)
     # Candidate digits: runs of consecutive slices, not bridging a clear gap between groups.
     cands: list[tuple[int, int, tuple[int, int, int, int]]] = []
@@ -1306,14 +1308,27 @@ def _read_row(
             piece(k).probabilities = p
             logps[k] = _reading_score(p, cands[k][2][2], cands[k][2][3], temperature) + one[n_k]
 
+    # Pieces lower than FLAT of the row are not digits: alone they were dropped as marks
+    # (`segment_pieces`); cut off a group (a dash touching the last digit, a 1's flag or a 5's
+    # bar split from its digit) one may be left out for the price of the cut that frees it.
+    # Only pieces low within their own group too: the rest of the group still holds a digit.
+    marks = {
+        k: -CUT_COST * (not starts_group[i])
+        for k, (i, _, box) in enumerate(cands)
+        if box[3] < FLAT * min(ref, group_h[i])
+    }
+
     def best_path() -> list[int]:
         # Unread candidates count with the best confidence there is (log 1 = 0): an upper bound.
+        # A mark left out is on the path as -1 - k.
         best = np.full(n + 1, -np.inf)
         best[0] = 0.0
         back: list[tuple[int, int] | None] = [None] * (n + 1)
         by_end: dict[int, list[tuple[int, int, float]]] = {}
         for k, (i, j, _) in enumerate(cands):
             by_end.setdefault(j, []).append((i, k, score(k, 0.0 if logps[k] is None else logps[k])))
+            if k in marks:
+                by_end[j].append((i, -1 - k, marks[k]))
         for j in range(n):
             for i, k, value in by_end.get(j, []):
                 if best[i] + value > best[j + 1]:
@@ -1332,10 +1347,10 @@ def _read_row(
     # no cut can beat it and the model is not asked about the cuts at all.
     ask([k for k, (i, j, _) in enumerate(cands) if starts_group[i] and (j + 1 == n or starts_group[j + 1])])
     path = best_path()
-    if any(logps[k] is None for k in path):
+    if any(k >= 0 and logps[k] is None for k in path):
         ask([k for k in range(len(cands)) if logps[k] is None])
         path = best_path()
-    return [piece(k) for k in path]
+    return [piece(k) for k in path if k >= 0]
 
 
 def _one_digit_logp(checker: Checker | None, batch: np.ndarray) -> np.ndarray:
