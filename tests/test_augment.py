@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from training.augment import augment_batch, european_variant_sets, european_variants
+from digit_app.preprocess import center_of_mass
+from training.augment import augment_batch, european_variant_sets, european_variants, joined_variants
 from training.config import TrainConfig
 
 
@@ -55,6 +56,35 @@ def test_flag_leaves_the_top_to_the_left_and_the_bar_crosses_the_stem() -> None:
             assert xs.min() < 13 and ys.min() <= 6  # a flag from the top, down to the left
         elif label == 7:
             assert xs.min() < 16 < xs.max() and 8 <= ys.mean() <= 18  # a bar across the middle
+
+
+def test_joined_variants_add_a_stroke_to_the_configured_share_and_stay_mnist_shaped() -> None:
+    images, labels = _batch(100)
+    out = joined_variants(images, labels, prob=0.3, seed=4)
+    assert out.shape == images.shape and out.dtype == np.uint8
+    changed = (out != images).reshape(len(images), -1).any(axis=1)
+    assert 0.2 < changed.mean() < 0.4
+    for img in out[changed]:
+        ys, xs = np.nonzero(img > 0)
+        assert max(np.ptp(ys), np.ptp(xs)) + 1 <= 21  # normalised again into the 20 px box
+        cy, cx = center_of_mass(img.astype(np.float32))
+        assert abs(cx - 14) < 0.75 and abs(cy - 14) < 0.75
+
+
+def test_joining_strokes_leave_to_the_sides_and_sevens_get_no_foot() -> None:
+    zeros = np.stack([_zero()] * 60)
+    out = joined_variants(zeros, np.zeros(60, int), prob=1.0, seed=1)
+    # The 0 was 13 px wide and 19 high; with a stroke out of either side it gets wider than tall.
+    widths = np.array([np.ptp(np.nonzero(img > 64)[1]) + 1 for img in out])
+    heights = np.array([np.ptp(np.nonzero(img > 64)[0]) + 1 for img in out])
+    assert (widths > heights).mean() > 0.5
+    sevens = np.stack([_seven()] * 60)
+    joined = joined_variants(sevens, np.full(60, 7), prob=1.0, seed=1)
+    assert (joined != sevens).any()
+    for img in joined:  # incoming strokes only: the right end of the bar stays the rightmost ink
+        ys, xs = np.nonzero(img > 64)
+        lower = ys > (ys.min() + ys.max()) / 2
+        assert xs.max() - xs[lower].max() >= 3
 
 
 def _flag_widths(long_flag_deg: float) -> np.ndarray:

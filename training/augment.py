@@ -81,15 +81,105 @@ def european_variants(
     return out
 
 
+# Joining strokes (see `joined_variants`): which ends of a digit get one. Into it from the left
+# (the stroke that came from the previous digit), out of it to the right, or both.
+JOIN_SIDES = (("in",), ("out",), ("in", "out"))
+JOIN_SIDE_P = (0.4, 0.4, 0.2)
+JOIN_LENGTH = (0.2, 0.55)  # share of the digit's height
+JOIN_RISE_DEG = (15.0, 50.0)  # an outgoing stroke rises to the right by this much
+JOIN_SCALE = 4  # drawn at this many times the size, for anti-aliasing
+
+
+def _bezier(p0: np.ndarray, p1: np.ndarray, bend: float, n: int = 12) -> np.ndarray:
+    """Points of a gently curved stroke from p0 to p1 (quadratic Bezier bowed by `bend` of its length)."""
+    d = p1 - p0
+    ctrl = (p0 + p1) / 2 + bend * np.array([-d[1], d[0]])
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * ctrl + t**2 * p1
+
+
+def _join_end(img: np.ndarray, side: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """Start and end (x, y) of a joining stroke on one side of the digit, None if it has no ink there."""
+    ys, xs = np.nonzero(img > 128)
+    top, bottom = ys.min(), ys.max()
+    height = bottom - top + 1
+    band = (0.3, 0.95) if side == "in" else (0.5, 1.0)  # an incoming stroke arrives lower-left,
+    rows = np.unique(ys[(ys >= top + band[0] * height) & (ys <= top + band[1] * height)])  # one leaves low
+    if len(rows) == 0:
+        return None
+    row = rng.choice(rows)
+    on_row = xs[ys == row]
+    length = rng.uniform(*JOIN_LENGTH) * height
+    if side == "in":
+        start = np.array([on_row.min(), row], float)
+        drop = rng.uniform(-0.1, 0.3) * height  # from the previous digit's foot, usually lower
+        end = start + np.array([-length, drop])
+    else:
+        start = np.array([on_row.max(), row], float)
+        rise = math.radians(rng.uniform(*JOIN_RISE_DEG))
+        end = start + length * np.array([math.cos(rise), -math.sin(rise)])
+    return start, end
+
+
+def joined_variants(images: np.ndarray, labels: np.ndarray, prob: float, seed: int = 0) -> np.ndarray:
+    """A copy of the images in which a share `prob` of the digits carry a joining stroke.
+
+    In written numbers (amounts, dates, postcodes) people join digits: the pen arrives from the
+    previous digit and leaves for the next, and "000" is often one cursive line. Cut out of the
+    line, a digit keeps those strokes, and an MNIST model, which never saw them, reads a 0 with
+    its tail as a 2 or 6 and a 1 with an incoming stroke as a 4. The digit is redrawn with the
+    stroke and normalised again the way the app normalises what it cuts out (the stroke widens
+    the ink box). 7s get no outgoing stroke: a 7 with a foot to the right is a 2.
+    """
+    from digit_app.preprocess import normalize_digit
+
+    rng = np.random.default_rng(seed)
+    out = images.copy()
+    s = JOIN_SCALE
+    for i in np.flatnonzero(rng.uniform(size=len(images)) < prob):
+        img = images[i]
+        ink = np.count_nonzero(img > 128)
+        if ink < 10:
+            continue
+        ys = np.nonzero(img > 128)[0]
+        thickness = max(1, int(round(ink / max(1, ys.max() - ys.min() + 1) / 1.6)))
+        sides = JOIN_SIDES[rng.choice(len(JOIN_SIDES), p=JOIN_SIDE_P)]
+        if labels[i] == 7:
+            sides = ("in",)
+        pad = SIZE  # room for strokes leaving the 28x28 field
+        canvas = cv2.resize(np.pad(img, pad), None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)
+        for side in sides:
+            ends = _join_end(img, side, rng)
+            if ends is None:
+                continue
+            pts = _bezier(ends[0] + pad, ends[1] + pad, rng.uniform(-0.15, 0.15))
+            cv2.polylines(
+                canvas, [np.round(pts * s).astype(np.int32)], False, 255, thickness * s, cv2.LINE_AA
+            )
+        out[i] = np.round(255 * normalize_digit(canvas, stroke=False)).astype(np.uint8)
+    return out
+
+
 def european_variant_sets(
-    images: np.ndarray, labels: np.ndarray, seed: int = 0, long_flag_deg: float = 45.0, copies: int = 1
+    images: np.ndarray,
+    labels: np.ndarray,
+    seed: int = 0,
+    long_flag_deg: float = 45.0,
+    copies: int = 1,
+    join_prob: float = 0.0,
 ) -> np.ndarray:
-    """`copies` independent European variants of each image, shape (N, copies, 28, 28).
+    """`copies` independent variants of each image, shape (N, copies, 28, 28): European 1s and
+    7s, and a share `join_prob` of all digits with joining strokes (`joined_variants`).
 
     One fixed flag per 1 lets the model learn that flag, not flags: with several, each use
     picks one at random, for about 42 MB of uint8 per copy.
     """
-    sets = [european_variants(images, labels, seed + 1000 * k, long_flag_deg) for k in range(max(1, copies))]
+    sets = []
+    for k in range(max(1, copies)):
+        variant = european_variants(images, labels, seed + 1000 * k, long_flag_deg)
+        if join_prob > 0:
+            variant = joined_variants(variant, labels, join_prob, seed + 1000 * k + 1)
+        sets.append(variant)
     return np.stack(sets, axis=1)
 
 

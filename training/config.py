@@ -73,6 +73,11 @@ class TrainConfig:
         3,
         "European variants drawn per 1 and 7 (about 42 MB each); each time one is used, it is picked at random.",
     )
+    join_prob: float = _opt(
+        0.0,
+        "Share of all digits given a stroke joining them to a neighbour, as in cursive numbers"
+        " (drawn into the variants, so at most --variant-prob).",
+    )
     # --- distribution ---
     distributed: bool = _opt(False, "Train with tf.distribute.MultiWorkerMirroredStrategy (reads TF_CONFIG).")
 

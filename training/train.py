@@ -127,7 +127,8 @@ def make_datasets(cfg: TrainConfig, mnist: Mnist) -> dict[str, Any]:
     x_tr, y_tr = mnist.x_train[train_idx], mnist.y_train[train_idx]
     x_val, y_val = mnist.x_train[val_idx], mnist.y_train[val_idx]
     x_te, y_te = mnist.x_test[test_idx], mnist.y_test[test_idx]
-    variants = european_variant_sets(x_tr, y_tr, cfg.seed, cfg.long_flag_deg, cfg.variant_copies)
+    join = min(1.0, cfg.join_prob / cfg.variant_prob) if cfg.variant_prob > 0 else 0.0
+    variants = european_variant_sets(x_tr, y_tr, cfg.seed, cfg.long_flag_deg, cfg.variant_copies, join)
 
     def pipeline(augment: Any) -> Any:
         return (
