@@ -130,6 +130,8 @@ def joined_variants(images: np.ndarray, labels: np.ndarray, prob: float, seed: i
     its tail as a 2 or 6 and a 1 with an incoming stroke as a 4. The digit is redrawn with the
     stroke and normalised again the way the app normalises what it cuts out (the stroke widens
     the ink box). 7s get no outgoing stroke: a 7 with a foot to the right is a 2.
+    Off by default: on a fifth of the digits it read the cheques worse, not better (the row
+    reading then takes a digit with a piece of its neighbour for one digit; BENCHMARKS.md).
     """
     from digit_app.preprocess import normalize_digit
 

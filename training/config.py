@@ -76,7 +76,8 @@ class TrainConfig:
     join_prob: float = _opt(
         0.0,
         "Share of all digits given a stroke joining them to a neighbour, as in cursive numbers"
-        " (drawn into the variants, so at most --variant-prob).",
+        " (drawn into the variants, so at most --variant-prob). Off: 0.2 cost MNIST 0.09 point and"
+        " read cheques worse (BENCHMARKS.md, 2026-12-02).",
     )
     # --- distribution ---
     distributed: bool = _opt(False, "Train with tf.distribute.MultiWorkerMirroredStrategy (reads TF_CONFIG).")
