@@ -29,6 +29,12 @@ BAR_ROW = (0.35, 0.7)
 BAR_HALF = (2.5, 5.5)
 
 
+def _pen_width(ys: np.ndarray) -> int:
+    """Pixels of a stroke to draw in a digit's own width: its ink pixels (their rows `ys`) per
+    row of its height, shrunk a little for the slant of most strokes."""
+    return max(1, int(round(len(ys) / max(1, ys.max() - ys.min() + 1) / 1.6)))
+
+
 def european_variants(
     images: np.ndarray, labels: np.ndarray, seed: int = 0, long_flag_deg: float = 45.0
 ) -> np.ndarray:
@@ -45,7 +51,7 @@ def european_variants(
         ys, xs = np.nonzero(img > 128)
         if len(ys) < 10:
             continue
-        thickness = max(1, int(round(np.count_nonzero(img > 128) / max(1, ys.max() - ys.min() + 1) / 1.6)))
+        thickness = _pen_width(ys)
         canvas = np.zeros((SIZE * 4, SIZE * 4), np.uint8)  # draw at 4x for anti-aliasing
         if labels[i] == 7:
             top, bottom = ys.min(), ys.max()
@@ -98,9 +104,11 @@ def _bezier(p0: np.ndarray, p1: np.ndarray, bend: float, n: int = 12) -> np.ndar
     return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * ctrl + t**2 * p1
 
 
-def _join_end(img: np.ndarray, side: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
-    """Start and end (x, y) of a joining stroke on one side of the digit, None if it has no ink there."""
-    ys, xs = np.nonzero(img > 128)
+def _join_end(
+    ys: np.ndarray, xs: np.ndarray, side: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Start and end (x, y) of a joining stroke on one side of a digit with ink at (ys, xs),
+    None if it has no ink there."""
     top, bottom = ys.min(), ys.max()
     height = bottom - top + 1
     band = (0.3, 0.95) if side == "in" else (0.5, 1.0)  # an incoming stroke arrives lower-left,
@@ -140,18 +148,17 @@ def joined_variants(images: np.ndarray, labels: np.ndarray, prob: float, seed: i
     s = JOIN_SCALE
     for i in np.flatnonzero(rng.uniform(size=len(images)) < prob):
         img = images[i]
-        ink = np.count_nonzero(img > 128)
-        if ink < 10:
+        ys, xs = np.nonzero(img > 128)
+        if len(ys) < 10:
             continue
-        ys = np.nonzero(img > 128)[0]
-        thickness = max(1, int(round(ink / max(1, ys.max() - ys.min() + 1) / 1.6)))
+        thickness = _pen_width(ys)
         sides = JOIN_SIDES[rng.choice(len(JOIN_SIDES), p=JOIN_SIDE_P)]
         if labels[i] == 7:
             sides = ("in",)
         pad = SIZE  # room for strokes leaving the 28x28 field
         canvas = cv2.resize(np.pad(img, pad), None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)
         for side in sides:
-            ends = _join_end(img, side, rng)
+            ends = _join_end(ys, xs, side, rng)
             if ends is None:
                 continue
             pts = _bezier(ends[0] + pad, ends[1] + pad, rng.uniform(-0.15, 0.15))
