@@ -85,11 +85,11 @@ def report(probs: np.ndarray, labels: np.ndarray, temperature: float, where: str
 
 def calibrate_version(model_dir: Path, version: int | None, data_dir: Path | None) -> dict[str, Any]:
     """Fit T for a version on its own validation split and publish the calibrated copy."""
-    import keras
 
     from training.data import held_out_for_card, load_mnist
     from training.evaluate import write_report
     from training.export import KERAS_FILE, publish_version
+    from training.model import load_model
     from training.train import git_commit
 
     base = model_store.version_dir(model_dir, version)
@@ -98,7 +98,7 @@ def calibrate_version(model_dir: Path, version: int | None, data_dir: Path | Non
         raise SystemExit(
             f"version {base.name} is already calibrated (T = {model_store.card_temperature(card)})"
         )
-    model = keras.models.load_model(base / model_store.EXTRA_DIR / KERAS_FILE, compile=False)
+    model = load_model(base / model_store.EXTRA_DIR / KERAS_FILE)
     mnist = load_mnist(data_dir)
     _, val, test = held_out_for_card(card, mnist.y_train, len(mnist.x_test))
     x_val = mnist.x_train[val].astype(np.float32)[..., None] / 255.0

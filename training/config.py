@@ -45,6 +45,11 @@ class TrainConfig:
     width: int = _opt(32, "Filters of the first convolution block (doubled in each later block).")
     dense_units: int = _opt(128, "Units of the hidden dense layer.")
     dropout: float = _opt(0.4, "Dropout before the classifier.")
+    deskew: bool = _opt(
+        False,
+        "Straighten each digit's slant (a shear from its image moments) inside the network, so"
+        " training, the app and TensorFlow Serving all see upright digits.",
+    )
     # --- optimisation ---
     learning_rate: float = _opt(3e-3, "Peak learning rate of the one-cycle schedule (AdamW).")
     weight_decay: float = _opt(1e-4, "Decoupled weight decay of AdamW.")

@@ -280,6 +280,7 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     from training.calibrate import scale
     from training.evaluate import write_report
     from training.export import KERAS_FILE, publish_version
+    from training.model import load_model
     from training.train import git_commit
 
     settings = get_settings()
@@ -300,10 +301,10 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     x_te, y_te = mnist.x_test[:n_test], mnist.y_test[:n_test].astype(np.int64)
 
     keras.utils.set_random_seed(cfg.seed)
-    base = keras.models.load_model(keras_file, compile=False)
+    base = load_model(keras_file)
     base_test = _predict(base, x_te)
     base_fb = _predict(base, x_fb)
-    model = keras.models.load_model(keras_file, compile=False)
+    model = load_model(keras_file)
     if cfg.freeze_batchnorm:  # a frozen BatchNormalization layer also runs in inference mode
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
