@@ -681,6 +681,45 @@ def test_recognize_batch_in_chunks(monkeypatch):
     assert [r.digits for r in multi] == ["7777"] * 3
 
 
+def test_recognize_batch_overlapped_chunks_keep_each_image_its_own_result(monkeypatch, mnist_dir):
+    """Chunks are read by the model in a worker thread while the next is prepared: with the
+    real model and ten different digits, every image still gets its own answer, in order."""
+    from digit_app import recognize as rec
+    from digit_app.predictor import served_predictor
+    from training.data import load_mnist
+
+    mnist = load_mnist(mnist_dir)
+    picks = [i for d in range(10) for i in np.flatnonzero(mnist.y_test == d)[:3]]
+    images = [mnist.x_test[i] for i in np.random.default_rng(0).permutation(picks)] + [
+        np.zeros((28, 28), np.uint8)
+    ]
+    predictor = served_predictor()
+    one_by_one = [rec.recognize(img, predictor) for img in images]
+    monkeypatch.setattr(rec, "BATCH_CHUNK", 3)
+    batch = rec.recognize_batch(images, predictor)
+    assert [r.digits for r in batch] == [r.digits for r in one_by_one]
+    assert len(set(r.digits for r in batch)) == 11  # ten digits and "" for the blank
+    for a, b in zip(batch, one_by_one):
+        assert [d.box for d in a.detail] == [d.box for d in b.detail]
+        np.testing.assert_allclose(
+            [d.probabilities for d in a.detail], [d.probabilities for d in b.detail], atol=1e-5
+        )
+
+
+def test_recognize_batch_raises_the_model_error_of_any_chunk(monkeypatch):
+    from digit_app import recognize as rec
+
+    class Failing(FakePredictor):
+        def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
+            if self.calls == 1:
+                raise RuntimeError("model broke on chunk 2")
+            return super().predict_probabilities(images)
+
+    monkeypatch.setattr(rec, "BATCH_CHUNK", 2)
+    with pytest.raises(RuntimeError, match="chunk 2"):
+        rec.recognize_batch([draw("3")] * 6, Failing())
+
+
 def test_scale_to_box_is_area_averaging_as_opencv_does_it():
     rng = np.random.default_rng(3)
     for h, w in [(223, 143), (100, 100), (57, 31), (21, 400), (40, 20)]:
