@@ -153,8 +153,9 @@ class Predictor:
     checker_card: dict = field(default_factory=dict)
     _checker_fn: object = field(default=None, repr=False)
     _checker_loaded: object = field(default=None, repr=False)
-    # The version's TensorFlow Lite twin, when the store has one that agrees with it.
+    # The version's and the checker's TensorFlow Lite twins, when the store has ones that agree.
     _lite: _Lite | None = field(default=None, repr=False)
+    _checker_lite: _Lite | None = field(default=None, repr=False)
     # The second look at 7-or-1 (see `predict_probabilities`); 0 degrees turns it off.
     second_look_degrees: float = field(default_factory=lambda: get_settings().second_look_degrees)
     second_look_min: float = field(default_factory=lambda: get_settings().second_look_min)
@@ -182,7 +183,7 @@ class Predictor:
         predictor = cls(Path(model_dir), version, unsure_threshold, read_card(model_dir, version), fn, loaded)
         predictor._load_checker(Path(model_dir).parent / ONE_DIGIT_MODEL)
         if get_settings().use_tflite:
-            predictor._load_lite(tflite_dir(Path(model_dir), version) / TFLITE_FLOAT)
+            predictor._lite = _checked_twin(tflite_dir(Path(model_dir), version), fn, OUTPUT_NAME)
         predictor.predict_probabilities(np.zeros((1, 28, 28, 1), np.float32))
         _exempt_from_cyclic_gc()
         return predictor
@@ -208,24 +209,8 @@ class Predictor:
             return
         self._checker_fn, self._checker_loaded = fn, loaded
         self.checker_version, self.checker_card = versions[-1], card
-
-    def _load_lite(self, path: Path) -> None:
-        """Use the TensorFlow Lite twin when there is one and it answers as the SavedModel does
-        on a probe batch (a twin left from another model is refused); else the SavedModel."""
-        if not path.is_file():
-            return
-        try:
-            lite = _Lite(path.read_bytes())
-            probe = _probe_images()
-            want = self._run(self._fn, OUTPUT_NAME, probe, 10)
-            for got in (lite(probe[:2]), lite(probe)):  # both ways it reads a batch
-                diff = float(np.abs(got - want[: len(got)]).max())
-                if diff > _LITE_TOLERANCE:
-                    raise ValueError(f"its probabilities differ from the SavedModel's by {diff:.2g}")
-        except Exception as exc:  # noqa: BLE001 - the SavedModel always works
-            print(f"warning: TensorFlow Lite twin {path} not used: {exc}", flush=True)
-            return
-        self._lite = lite
+        if get_settings().use_tflite:
+            self._checker_lite = _checked_twin(tflite_dir(checker_dir, versions[-1]), fn, CHECKER_OUTPUT)
 
     @property
     def has_checker(self) -> bool:
@@ -271,7 +256,10 @@ class Predictor:
         """(N,28,28[,1]) -> (N,) P(the piece is one digit, not two touching digits or a part of one)."""
         if self._checker_fn is None:
             raise ValueError("this predictor has no one-digit checker")
-        return self._run(self._checker_fn, CHECKER_OUTPUT, images, 1)[:, 0]
+        if self._checker_lite is None:
+            return self._run(self._checker_fn, CHECKER_OUTPUT, images, 1)[:, 0]
+        x = _as_batch(images)
+        return self._checker_lite(x)[:, 0] if len(x) else np.zeros(0, np.float32)
 
     @staticmethod
     def _run(fn: object, output: str, images: np.ndarray, width: int) -> np.ndarray:
@@ -296,6 +284,29 @@ class Predictor:
         label = int(p.argmax())
         conf = float(p[label])
         return Prediction(label, conf, tuple(float(v) for v in p), conf < self.unsure_threshold)
+
+
+def _checked_twin(twin_dir: Path, fn: object, output: str) -> _Lite | None:
+    """The float TensorFlow Lite twin in `twin_dir` when there is one and it answers as the
+    SavedModel signature `fn` does on a probe batch (a twin left from another model is refused,
+    with a warning); else None, and the SavedModel answers."""
+    path = twin_dir / TFLITE_FLOAT
+    if not path.is_file():
+        return None
+    try:
+        lite = _Lite(path.read_bytes())
+        probe = _probe_images()
+        want = Predictor._run(fn, output, probe, 1)
+        for got in (lite(probe[:2]), lite(probe)):  # both ways it reads a batch
+            if got.shape[1:] != want.shape[1:]:
+                raise ValueError(f"it answers shape {got.shape[1:]}, the SavedModel {want.shape[1:]}")
+            diff = float(np.abs(got - want[: len(got)]).max())
+            if diff > _LITE_TOLERANCE:
+                raise ValueError(f"its answers differ from the SavedModel's by {diff:.2g}")
+    except Exception as exc:  # noqa: BLE001 - the SavedModel always works
+        print(f"warning: TensorFlow Lite twin {path} not used: {exc}", flush=True)
+        return None
+    return lite
 
 
 def _probe_images() -> np.ndarray:

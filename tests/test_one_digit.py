@@ -4,11 +4,13 @@ and how the predictor and segmentation use it (or do without it)."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from digit_app import model_store
 from digit_app.config import PROJECT_ROOT
 from digit_app.model_store import latest_version
 from digit_app.predictor import Predictor
@@ -78,6 +80,37 @@ def test_training_smoke_run_publishes_a_checker_the_predictor_loads(tmp_path, mo
     assert predictor.checker_card["data"]["digit_model_version"] == latest_version(STORE / "mnist_cnn")
     p = predictor.one_digit_probability(np.zeros((3, 28, 28), np.float32))
     assert p.shape == (3,) and np.all((p >= 0.0) & (p <= 1.0))
+    # Published with its TensorFlow Lite twin, which the predictor runs: the SavedModel's answers.
+    assert (model_store.tflite_dir(store / "one_digit", 1) / model_store.TFLITE_FLOAT).is_file()
+    assert predictor._checker_lite is not None
+    x = np.random.default_rng(2).random((200, 28, 28), dtype=np.float32)
+    want = predictor._run(predictor._checker_fn, "one_digit", x, 1)[:, 0]
+    np.testing.assert_allclose(predictor.one_digit_probability(x), want, atol=1e-4)
+    assert predictor.one_digit_probability(np.zeros((0, 28, 28), np.float32)).shape == (0,)
+
+
+def test_the_shipped_checker_runs_on_its_twin_and_a_wrong_twin_is_refused(tmp_path, capsys, mnist_test):
+    served_store = STORE / "one_digit"
+    twin = model_store.tflite_dir(served_store, 1) / model_store.TFLITE_FLOAT
+    assert twin.is_file()
+    x = mnist_test[0][:300].astype(np.float32) / 255.0
+    shipped = Predictor.load(STORE / "mnist_cnn")
+    assert shipped._checker_lite is not None
+    want = shipped._run(shipped._checker_fn, "one_digit", x, 1)[:, 0]
+    np.testing.assert_allclose(shipped.one_digit_probability(x), want, atol=1e-4)
+
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "mnist_cnn").symlink_to(STORE / "mnist_cnn", target_is_directory=True)
+    (store / "one_digit").symlink_to(served_store, target_is_directory=True)
+    wrong = model_store.tflite_dir(store / "one_digit", 1)  # the digit model's twin in the checker's place
+    wrong.mkdir(parents=True)
+    shutil.copy(model_store.tflite_dir(STORE / "mnist_cnn", 6) / model_store.TFLITE_FLOAT, wrong)
+    capsys.readouterr()
+    predictor = Predictor.load(store / "mnist_cnn")
+    assert "not used" in capsys.readouterr().out
+    assert predictor.has_checker and predictor._checker_lite is None
+    np.testing.assert_allclose(predictor.one_digit_probability(x), want, atol=1e-6)
 
 
 def test_shipped_checker_tells_one_digit_from_touching_digits(served, mnist_test):

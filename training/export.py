@@ -53,17 +53,29 @@ def publish_version(
     test_report: Callable[[Path], dict[str, Any]],
 ) -> int:
     """Write a version into a staging folder and rename it into the next number, with its
-    float TensorFlow Lite twin beside it (`tflite_twin`).
+    float TensorFlow Lite twin beside it (`publish_staged`).
 
     `test_report(extra)` writes the evaluation files into assets.extra/ and returns the card's
     "test" entry; the card is written after it. On any failure the staging folder goes.
     """
     staged = model_store.staging_dir(model_dir)
-    try:
+
+    def fill(staged: Path) -> None:
         write_savedmodel(model, staged, temperature)
         extra = write_extras(model, staged, card)
         card["test"] = test_report(extra)
         (extra / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
+
+    return publish_staged(staged, model_dir, fill)
+
+
+def publish_staged(staged: Path, model_dir: Path, fill: Callable[[Path], None]) -> int:
+    """`fill(staged)` writes a version's files; then its twin is converted, the folder renamed
+    into the next number and the twin written beside it. On any failure before the rename the
+    staging folder goes; a twin that cannot be made or written only warns (the version works
+    on its SavedModel). Every model the store publishes (digit model, checker) goes through here."""
+    try:
+        fill(staged)
         twin = tflite_twin(staged)
         version = model_store.publish(staged, model_dir)
     except BaseException:
@@ -72,7 +84,7 @@ def publish_version(
     if twin is not None:
         try:
             model_store.write_tflite(model_dir, version, twin)
-        except OSError as exc:  # the version is published and works on its SavedModel
+        except OSError as exc:
             print(f"warning: version {version} published without its TensorFlow Lite twin: {exc}", flush=True)
     return version
 

@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -164,7 +165,7 @@ def train(cfg: OneDigitConfig, verbose: int = 2) -> dict[str, Any]:
     """Make the pieces, fit the checker, publish it as the next version; returns its card."""
     import keras
 
-    from training.export import write_savedmodel
+    from training.export import publish_staged, write_savedmodel
     from training.train import git_commit
 
     commit = git_commit()
@@ -206,16 +207,14 @@ def train(cfg: OneDigitConfig, verbose: int = 2) -> dict[str, Any]:
     }
     out = cfg.resolved_out()
     out.mkdir(parents=True, exist_ok=True)
-    staged = model_store.staging_dir(out)
-    try:
+
+    def fill(staged: Path) -> None:
         write_savedmodel(model, staged, output_name=OUTPUT_NAME)
         extra = staged / EXTRA_DIR
         extra.mkdir(parents=True, exist_ok=True)
         (extra / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
-        card["version"] = model_store.publish(staged, out)
-    except BaseException:
-        model_store.discard(staged)
-        raise
+
+    card["version"] = publish_staged(model_store.staging_dir(out), out, fill)
     return card
 
 
