@@ -58,7 +58,6 @@ def publish_version(
     `test_report(extra)` writes the evaluation files into assets.extra/ and returns the card's
     "test" entry; the card is written after it. On any failure the staging folder goes.
     """
-    staged = model_store.staging_dir(model_dir)
 
     def fill(staged: Path) -> None:
         write_savedmodel(model, staged, temperature)
@@ -66,14 +65,16 @@ def publish_version(
         card["test"] = test_report(extra)
         (extra / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
 
-    return publish_staged(staged, model_dir, fill)
+    return publish_staged(model_dir, fill)
 
 
-def publish_staged(staged: Path, model_dir: Path, fill: Callable[[Path], None]) -> int:
-    """`fill(staged)` writes a version's files; then its twin is converted, the folder renamed
-    into the next number and the twin written beside it. On any failure before the rename the
-    staging folder goes; a twin that cannot be made or written only warns (the version works
-    on its SavedModel). Every model the store publishes (digit model, checker) goes through here."""
+def publish_staged(model_dir: Path, fill: Callable[[Path], None]) -> int:
+    """`fill(staged)` writes a version's files into a staging folder; then its twin is converted,
+    the folder renamed into the next number and the twin written beside it. On any failure
+    before the rename the staging folder goes; a twin that cannot be made or written only warns
+    (the version works on its SavedModel). Every model the store publishes (digit model,
+    checker) goes through here."""
+    staged = model_store.staging_dir(model_dir)
     try:
         fill(staged)
         twin = tflite_twin(staged)

@@ -214,7 +214,7 @@ def train(cfg: OneDigitConfig, verbose: int = 2) -> dict[str, Any]:
         extra.mkdir(parents=True, exist_ok=True)
         (extra / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
 
-    card["version"] = publish_staged(model_store.staging_dir(out), out, fill)
+    card["version"] = publish_staged(out, fill)
     return card
 
 
