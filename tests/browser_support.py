@@ -168,6 +168,29 @@ def draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
         page.mouse.up()
 
 
+def draw_and_read(
+    page: object, strokes: list[list[tuple[float, float]]], timeout_ms: int, tries: int = 3
+) -> int:
+    """Draw the strokes and wait for the run that read them; returns how many drawings it took.
+
+    A drawing whose stroke Streamlit's frontend dropped (see `wait_until_idle`) is never read:
+    the page still shows the run before it. A person then clears the canvas and draws again,
+    and so does this, at most `tries` times. A server that does not answer still fails.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(1, tries + 1):
+        draw(page, strokes)
+        try:
+            wait_for_strokes(page, len(strokes), timeout_ms)
+            return attempt
+        except PlaywrightTimeout:
+            if attempt == tries:
+                raise
+            reset(page)
+    raise AssertionError("unreachable")
+
+
 def reset(page: object) -> None:
     page.get_by_role("button", name="Reset canvas & history").click()
     page.wait_for_function(

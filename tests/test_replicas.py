@@ -16,7 +16,7 @@ import pytest
 
 from digit_app import db
 from digit_app.config import PROJECT_ROOT
-from tests.browser_support import chromium, draw, metric, streamlit_server, wait_for_strokes
+from tests.browser_support import chromium, draw, draw_and_read, metric, streamlit_server, wait_for_strokes
 from tests.handwriting import handwriting_dir, misread_drawing, strokes_on_canvas
 from tests.pg_support import postgres_server
 from tests.test_browser_feedback import TINY
@@ -92,7 +92,6 @@ def test_feedback_and_new_versions_are_shared(replicas: tuple[str, str, Path]) -
 
         b.get_by_role("link", name="Draw").click()
         b.locator("canvas.upper-canvas").wait_for(timeout=60_000)
-        draw(b, strokes)
-        wait_for_strokes(b, len(strokes), timeout_ms=90_000)  # B loads version 2 on this run
+        draw_and_read(b, strokes, timeout_ms=45_000)  # B loads version 2 on this run
         b.get_by_text("model version 2").first.wait_for(timeout=20_000)
         assert metric(b) == truth
