@@ -170,8 +170,8 @@ def draw(page: object, strokes: list[list[tuple[float, float]]]) -> None:
 
 def draw_and_read(
     page: object, strokes: list[list[tuple[float, float]]], timeout_ms: int, tries: int = 3
-) -> int:
-    """Draw the strokes and wait for the run that read them; returns how many drawings it took.
+) -> None:
+    """Draw the strokes and wait for the run that read them.
 
     A drawing whose stroke Streamlit's frontend dropped (see `wait_until_idle`) is never read:
     the page still shows the run before it. A person then clears the canvas and draws again,
@@ -179,16 +179,15 @@ def draw_and_read(
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    for attempt in range(1, tries + 1):
+    for _ in range(tries - 1):
         draw(page, strokes)
         try:
             wait_for_strokes(page, len(strokes), timeout_ms)
-            return attempt
+            return
         except PlaywrightTimeout:
-            if attempt == tries:
-                raise
             reset(page)
-    raise AssertionError("unreachable")
+    draw(page, strokes)
+    wait_for_strokes(page, len(strokes), timeout_ms)
 
 
 def reset(page: object) -> None:

@@ -85,7 +85,6 @@ def report(probs: np.ndarray, labels: np.ndarray, temperature: float, where: str
 
 def calibrate_version(model_dir: Path, version: int | None, data_dir: Path | None) -> dict[str, Any]:
     """Fit T for a version on its own validation split and publish the calibrated copy."""
-
     from training.data import held_out_for_card, load_mnist
     from training.evaluate import write_report
     from training.export import KERAS_FILE, publish_version
