@@ -3,20 +3,25 @@
     python -m benchmarks.handwriting [--dataset pendigits scans ...] [--limit N] [--model-dir DIR]
 
 Data: $HANDWRITING_DIR (default <repo>/../shared/handwriting) and MNIST from $MNIST_DIR
-(default <repo>/../shared/mnist). Never copied into the repo, never trained on. A digit the
-model is unsure about counts as wrong, as does an image in which no digit was found.
+(default <repo>/../shared/mnist). Only what no model trains on is measured: the dev writers of
+each set, the semeion collection, the cheques (a benchmark set) and MNIST's test set. A digit
+the model is unsure about counts as wrong, as does an image in which no digit was found.
 
-  pendigits  pen trajectories as the Draw page reads them: the tablet's 500x500 box scaled
-             into the 280x280 canvas and the strokes redrawn from their paths with an
-             MNIST-like pen (`digit_app.strokes`); pendigits-fit: each drawing scaled to fill
-             the canvas, as people draw on it; pendigits-pixels: the canvas's own pixels with
-             an 18 px pen (a screenshot of a drawing, uploaded); pendigits-page: the redrawn
-             strokes read as the Draw page reads them, in multi-digit mode (a drawing read
-             as two digits is wrong)
-  scans      scanned cells, one digit each, uploaded as PNG files
+  pendigits  dev writers 25-30, pen trajectories as the Draw page reads them: the tablet's
+             500x500 box scaled into the 280x280 canvas and the strokes redrawn from their
+             paths (`digit_app.strokes`), read as one digit; pendigits-fit: each drawing
+             scaled to fill the canvas, as people draw on it; pendigits-pixels: the canvas's
+             own pixels with an 18 px pen (a screenshot of a drawing, uploaded);
+             pendigits-page: the redrawn strokes read in multi-digit mode, as the Draw page
+             reads them (a drawing read as two digits is wrong)
+  unipen     UNIPEN's 31 dev writers (without the samples its curators marked suspect), each
+             drawing filling the canvas, redrawn and read as one digit; unipen-page: in
+             multi-digit mode
+  scans      the dev writers' scanned cells (0006, 0007), one digit each, as uploaded
   cheques    courtesy amounts: whole string exact, per digit (edit distance), and per digit
              with the true boxes (recognition alone, without segmentation)
-  semeion    16x16 binary bitmaps, optdigits 32x32 binary bitmaps
+  semeion    16x16 binary bitmaps (a collection no model trains on); optdigits: the
+             writer-independent file (.windep), 32x32 binary bitmaps
   mnist      the MNIST test set uploaded as 28x28 images, next to the raw model's accuracy
 """
 
@@ -40,12 +45,15 @@ from digit_app.imageio import ImageError, decode_image
 from digit_app.preprocess import preprocess_single
 from digit_app.recognize import recognize
 from digit_app.strokes import render_strokes as redraw_strokes
+from training.handwriting import DEV, load_set
 
 DATASETS = (
     "pendigits",
     "pendigits-page",
     "pendigits-fit",
     "pendigits-pixels",
+    "unipen",
+    "unipen-page",
     "scans",
     "cheques",
     "semeion",
@@ -122,16 +130,27 @@ def render_strokes(
     return canvas
 
 
-def pendigits(root: Path, fit: bool = False, pixels: bool = False) -> Iterator[tuple[str, np.ndarray, int]]:
-    data = json.loads((root / "pendigits" / "pendigits-train.json").read_text())
-    box = tuple(data.get("box", (500, 500)))
-    y_up = data.get("y_up", True)
-    for i, s in enumerate(data["samples"]):
+def _pen(
+    name: str, root: Path, fit: bool = False, pixels: bool = False
+) -> Iterator[tuple[str, np.ndarray, int]]:
+    """A pen set's dev writers on the canvas: the strokes redrawn as the Draw page redraws them,
+    or with `pixels` the canvas's own bold pixels. pendigits keeps its tablet's box (a small
+    drawing stays small); UNIPEN's sources have no common box, so each drawing fills the canvas.
+    UNIPEN samples its curators found suspect are left out."""
+    box = (500, 500)
+    for s in load_set(name, (DEV,), root, progress=False).samples:
+        if s.suspect is not None:
+            continue
+        strokes = list(s.strokes)
         if pixels:
-            image = render_strokes(s["strokes"], box, y_up, fit)
+            image = render_strokes(strokes, box, False, fit)
         else:
-            image = redraw_strokes(canvas_strokes(s["strokes"], box, y_up, fit), (CANVAS, CANVAS))
-        yield f"pen{i}", image, int(s["label"])
+            image = redraw_strokes(canvas_strokes(strokes, box, False, fit), (CANVAS, CANVAS))
+        yield s.ident, image, s.label
+
+
+def pendigits(root: Path, fit: bool = False, pixels: bool = False) -> Iterator[tuple[str, np.ndarray, int]]:
+    return _pen("pendigits", root, fit, pixels)
 
 
 def pendigits_fit(root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
@@ -142,35 +161,26 @@ def pendigits_pixels(root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
     return pendigits(root, pixels=True)
 
 
-def scans(root: Path) -> Iterator[tuple[str, bytes, int]]:
-    for path in sorted((root / "scans").glob("*/*/*.png")):
-        yield str(path.relative_to(root)), path.read_bytes(), int(path.parent.name)
+def unipen(root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
+    return _pen("unipen", root, fit=True)
+
+
+def _images(name: str, root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
+    """An image set's dev samples as they are (scans decoded as an upload is; bitmaps raw)."""
+    for s in load_set(name, (DEV,), root, progress=False).samples:
+        yield s.ident, s.image, s.label
+
+
+def scans(root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
+    return _images("scans", root)
 
 
 def semeion(root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
-    for i, line in enumerate((root / "semeion" / "semeion.data").read_text().split("\n")):
-        values = line.split()
-        if len(values) < 266:
-            continue
-        pixels = np.array([float(v) for v in values[:256]]).reshape(16, 16)
-        label = int(np.argmax([float(v) for v in values[256:266]]))
-        yield f"semeion{i}", (pixels * 255).astype(np.uint8), label
+    return _images("semeion", root)
 
 
 def optdigits(root: Path) -> Iterator[tuple[str, np.ndarray, int]]:
-    for name in ("optdigits-orig.tra", "optdigits-orig.windep"):
-        rows: list[str] = []
-        k = 0
-        for line in (root / "optdigits" / name).read_text().splitlines():
-            t = line.strip()
-            if len(t) == 32 and set(t) <= {"0", "1"}:
-                rows.append(t)
-            elif len(rows) == 32 and t.isdigit():
-                bitmap = np.array([[c == "1" for c in r] for r in rows], np.uint8) * 255
-                yield f"{name}:{k}", bitmap, int(t)
-                rows, k = [], k + 1
-            else:
-                rows = []
+    return _images("optdigits", root)
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -381,11 +391,14 @@ def main(argv: list[str] | None = None) -> int:
             scores += score_mnist(predictor, args.limit, keep)
         elif name == "pendigits-page":
             scores.append(score_page(name, pendigits(root), predictor, args.limit))
+        elif name == "unipen-page":
+            scores.append(score_page(name, unipen(root), predictor, args.limit))
         else:
             source = {
                 "pendigits": pendigits,
                 "pendigits-fit": pendigits_fit,
                 "pendigits-pixels": pendigits_pixels,
+                "unipen": unipen,
                 "scans": scans,
                 "semeion": semeion,
                 "optdigits": optdigits,

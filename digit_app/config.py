@@ -57,6 +57,12 @@ class Settings:
             _env_path("MNIST_DIR", Path()) if os.environ.get("MNIST_DIR", "").strip() else None
         )
     )
+    # Folder holding the real-handwriting sets (training looks here first, then in the cache).
+    handwriting_dir: Path | None = field(
+        default_factory=lambda: (
+            _env_path("HANDWRITING_DIR", Path()) if os.environ.get("HANDWRITING_DIR", "").strip() else None
+        )
+    )
     # Where downloaded data sets are cached.
     cache_dir: Path = field(default_factory=lambda: _env_path("DIGIT_APP_CACHE_DIR", _default_cache_dir()))
     # Runtime state (database, job logs); git-ignored and a Docker volume.

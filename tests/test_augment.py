@@ -101,53 +101,22 @@ def test_long_flag_deg_allows_longer_flags_at_shallower_angles() -> None:
     assert shallow.mean() > steep.mean() + 0.5
 
 
-def test_augment_batch_uses_the_variants_as_often_as_configured() -> None:
-    import keras
-
-    keras.utils.set_random_seed(0)
-    images, labels = _batch(20)
-    variants = european_variants(images, labels, seed=1)
-    changed = (variants != images).reshape(len(images), -1).any(axis=1)
-    one_copy = variants[:, None]  # (N, copies=1, 28, 28)
-    quiet = dict(rotation_deg=0.0, shift_px=0.0, zoom=0.0, shear=0.0, elastic_alpha=0.0)
-    quiet.update(stroke_prob=0.0, blur_noise_prob=0.0)
-    for prob in (0.0, 1.0):
-        out = augment_batch(images, one_copy, TrainConfig(variant_prob=prob, **quiet)).numpy()[..., 0]
-        assert out.shape == images.shape and out.dtype == np.float32
-        assert out.min() >= 0.0 and out.max() <= 1.0
-        to_variant = np.abs(out - variants / 255.0).sum(axis=(1, 2))
-        to_original = np.abs(out - images / 255.0).sum(axis=(1, 2))
-        picked_variant = to_variant[changed] < to_original[changed]
-        assert picked_variant.all() if prob == 1.0 else not picked_variant.any()
-
-
 def test_full_augmentation_keeps_every_digit_on_the_image() -> None:
     import keras
 
     keras.utils.set_random_seed(0)
     images, labels = _batch(30)
-    variants = european_variant_sets(images, labels, seed=1, copies=3)
-    out = augment_batch(images, variants, TrainConfig()).numpy()
+    out = augment_batch(images, TrainConfig()).numpy()
     assert out.shape == (len(images), 28, 28, 1) and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 1.0
     ink = out.reshape(len(images), -1)
     assert (ink.max(axis=1) > 0.3).all() and (ink.sum(axis=1) > 5).all()
 
 
-def test_variant_sets_hold_different_flags_and_bars_and_each_is_used() -> None:
-    import keras
-
-    keras.utils.set_random_seed(0)
+def test_variant_sets_hold_different_flags_and_bars() -> None:
     images, labels = _batch(20)
     sets = european_variant_sets(images, labels, seed=1, copies=3)
     assert sets.shape == (len(images), 3, 28, 28) and sets.dtype == np.uint8
     np.testing.assert_array_equal(sets[:, 0], european_variants(images, labels, seed=1))
     ones_and_sevens = labels != 0
     assert (sets[ones_and_sevens, 0] != sets[ones_and_sevens, 1]).reshape(-1, 784).any(axis=1).all()
-    quiet = dict(rotation_deg=0.0, shift_px=0.0, zoom=0.0, shear=0.0, elastic_alpha=0.0)
-    cfg = TrainConfig(variant_prob=1.0, stroke_prob=0.0, blur_noise_prob=0.0, **quiet)
-    out = augment_batch(images, sets, cfg).numpy()[..., 0]
-    distance = np.abs(out[:, None] - sets / 255.0).sum(axis=(2, 3))  # (N, copies)
-    to_original = np.abs(out - images / 255.0).sum(axis=(1, 2))
-    assert (distance.min(axis=1) < to_original)[ones_and_sevens].all()
-    assert set(distance.argmin(axis=1)[ones_and_sevens].tolist()) == {0, 1, 2}

@@ -12,6 +12,7 @@ import pytest
 from digit_app import model_store
 from digit_app.config import PROJECT_ROOT
 from digit_app.predictor import Predictor
+from tests.conftest import MNIST_ONLY
 from training.calibrate import calibration_error, fit_temperature, nll, scale
 
 
@@ -57,7 +58,16 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Pat
 
     out = tmp_path_factory.mktemp("store") / "mnist_cnn"
     train(
-        TrainConfig(data_dir=mnist_dir, out=out, epochs=1, limit=256, batch_size=64, width=8, dense_units=16),
+        TrainConfig(
+            data_dir=mnist_dir,
+            out=out,
+            epochs=1,
+            limit=256,
+            batch_size=64,
+            width=8,
+            dense_units=16,
+            **MNIST_ONLY,
+        ),
         0,
     )
     return out
@@ -70,7 +80,7 @@ def test_training_fits_a_temperature_and_serves_with_it(tiny_store: Path, mnist_
 
     card = model_store.read_card(tiny_store, 1)
     cal = card["calibration"]
-    assert cal["fitted_on"] == "MNIST validation split" and cal["n"] == card["data"]["counts"]["val"]
+    assert cal["fitted_on"] == "validation split: mnist" and cal["n"] == card["data"]["counts"]["val"]
     assert cal["nll_after"] <= cal["nll_before"]
     # The SavedModel serves the keras model's probabilities scaled by that temperature.
     x = load_mnist(mnist_dir).x_test[:64].astype(np.float32)[..., None] / 255.0

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis.extra import numpy as hnp
 
-from training import data
+from training import data, fetch
 from training.data import DataError
 
 SMALL = "t10k-labels-idx1-ubyte"  # 4.5 kB gzipped: the file the single-file download tests use
@@ -363,7 +363,7 @@ def test_download_failed_write_leaves_no_temp_file(
     def broken_replace(src: object, dst: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(data.os, "replace", broken_replace)
+    monkeypatch.setattr(fetch.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         data.download(SMALL, tmp_path, [mirrors.url("good")], progress=False)
     assert files_in(tmp_path) == []

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from digit_app.preprocess import center_in_field, center_of_mass
+from tests.conftest import MNIST_ONLY
 from training.config import TrainConfig
 from training.data import load_mnist
 
@@ -101,7 +102,15 @@ def test_a_deskewing_model_trains_exports_and_runs_on_its_twin(tmp_path: Path, m
 
     out = tmp_path / "mnist_cnn"
     cfg = TrainConfig(
-        data_dir=mnist_dir, out=out, deskew=True, epochs=1, limit=256, batch_size=64, width=8, dense_units=16
+        data_dir=mnist_dir,
+        out=out,
+        deskew=True,
+        epochs=1,
+        limit=256,
+        batch_size=64,
+        width=8,
+        dense_units=16,
+        **MNIST_ONLY,
     )
     card = train(cfg, verbose=0)
     assert card["config"]["deskew"] is True

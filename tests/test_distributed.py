@@ -15,6 +15,7 @@ import pytest
 from digit_app.config import PROJECT_ROOT
 from digit_app.model_store import list_versions
 from tests.browser_support import free_port
+from tests.handwriting import handwriting_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -42,6 +43,7 @@ def _run_workers(
                 {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
             ),
             "MNIST_DIR": str(mnist_dir),
+            "HANDWRITING_DIR": str(handwriting_dir()),
             "CUDA_VISIBLE_DEVICES": "",
             "PYTHONUNBUFFERED": "1",
         }

@@ -13,8 +13,10 @@ import pytest
 from digit_app import model_store
 from digit_app.config import PROJECT_ROOT, get_settings
 from digit_app.predictor import Predictor
+from tests.handwriting import handwriting_dir
 from training.config import TrainConfig
 from training.data import load_mnist
+from training.handwriting import TRAIN_SETS
 
 TINY = dict(epochs=1, limit=256, batch_size=64, width=8, dense_units=16)
 
@@ -25,7 +27,9 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> 
     from training.train import train
 
     out = tmp_path_factory.mktemp("store") / "mnist_cnn"
-    card = train(TrainConfig(data_dir=mnist_dir, out=out, **TINY), verbose=0)
+    card = train(
+        TrainConfig(data_dir=mnist_dir, handwriting_dir=handwriting_dir(), out=out, **TINY), verbose=0
+    )
     assert card["version"] == 1
     return out
 
@@ -87,10 +91,26 @@ def test_card_records_config_data_metrics_and_commit(trained_store: Path) -> Non
     assert card["validation"]["best_epoch"] == 1
 
 
+def test_card_names_every_real_set_it_learned_from(trained_store: Path) -> None:
+    card = model_store.read_card(trained_store, 1)
+    sets = card["data"]["handwriting"]
+    assert set(sets) == set(TRAIN_SETS) and card["data"]["missing"] == {}
+    for name, entry in sets.items():
+        assert entry["train_samples"] > 0 and entry["licence"] and entry["citation"], name
+        assert entry["files"] and all(len(digest) == 64 for digest in entry["files"].values()), name
+        assert not any("windep" in f or "0006" in f or "0007" in f for f in entry["files"]), "dev files"
+    assert set(card["data"]["shares"]) == {"mnist", *TRAIN_SETS}
+    assert abs(sum(card["data"]["shares"].values()) - 1.0) < 1e-9
+    by_source = card["validation"]["by_source"]
+    assert "mnist" in by_source and set(by_source) <= {"mnist", *TRAIN_SETS}
+    assert card["data"]["counts"]["real_val"] > 0, "validation writers of the pen sets"
+
+
 def test_second_run_becomes_next_version(trained_store: Path, mnist_dir: Path) -> None:
     from training.train import train
 
-    card = train(TrainConfig(data_dir=mnist_dir, out=trained_store, **TINY), verbose=0)
+    cfg = TrainConfig(data_dir=mnist_dir, handwriting_dir=handwriting_dir(), out=trained_store, **TINY)
+    card = train(cfg, verbose=0)
     assert card["version"] == 2
     assert model_store.latest_version(trained_store) == 2
     assert Predictor.load(trained_store).version == 2

@@ -192,15 +192,6 @@ def european_variant_sets(
     return np.stack(sets, axis=1)
 
 
-def _mix_variants(images: tf.Tensor, variants: tf.Tensor, prob: float) -> tf.Tensor:
-    """Originals with a share `prob` swapped for one of their variants (a random copy), in 0..1."""
-    b = tf.shape(images)[0]
-    pick = tf.random.uniform([b], 0, tf.shape(variants)[1], dtype=tf.int32)
-    variants = tf.gather(variants, pick, axis=1, batch_dims=1)
-    use_variant = tf.random.uniform([b, 1, 1]) < prob
-    return tf.cast(tf.where(use_variant, variants, images), tf.float32) / 255.0
-
-
 def _bilinear_sample(images: tf.Tensor, sx: tf.Tensor, sy: tf.Tensor) -> tf.Tensor:
     """Sample images (B,H,W) at float coordinates (B,H,W); outside the image reads as 0 (background)."""
     b = tf.shape(images)[0]
@@ -289,17 +280,17 @@ def random_blur_noise(images: tf.Tensor, prob: float) -> tf.Tensor:
     return tf.where(apply, degraded, x)[..., 0]
 
 
-def light_augment_batch(images: tf.Tensor, variants: tf.Tensor, cfg: object) -> tf.Tensor:
-    """Small shifts and rotations only: the settle epochs' augmentation, close to clean MNIST."""
-    x = _mix_variants(images, variants, cfg.variant_prob)
+def light_augment_batch(images: tf.Tensor, cfg: object) -> tf.Tensor:
+    """Small shifts and rotations only: the settle epochs' augmentation, close to clean digits."""
+    x = tf.cast(images, tf.float32) / 255.0
     x = random_geometry(x, cfg.rotation_deg / 2, cfg.shift_px / 2, cfg.zoom / 2, cfg.shear / 2, 0.0)
     return tf.clip_by_value(x, 0.0, 1.0)[..., None]
 
 
-def augment_batch(images: tf.Tensor, variants: tf.Tensor, cfg: object) -> tf.Tensor:
-    """uint8 originals (B,28,28) and their European variants (B,copies,28,28) -> float32
-    (B,28,28,1) augmented in 0..1."""
-    x = _mix_variants(images, variants, cfg.variant_prob)
+def augment_batch(images: tf.Tensor, cfg: object) -> tf.Tensor:
+    """uint8 digits (B, 28, 28), each already its plain image or one of its variants
+    (`training.mixing`) -> float32 (B, 28, 28, 1) augmented in 0..1."""
+    x = tf.cast(images, tf.float32) / 255.0
     x = random_stroke(x, cfg.stroke_prob)
     x = random_geometry(x, cfg.rotation_deg, cfg.shift_px, cfg.zoom, cfg.shear, cfg.elastic_alpha)
     x = random_blur_noise(x, cfg.blur_noise_prob)

@@ -33,14 +33,46 @@ class TrainConfig:
     )
     batch_size: int = _opt(128, "Images per gradient step.")
     seed: int = _opt(42, "Seed for the split, weights, shuffling and augmentation.")
-    limit: int | None = _opt(None, "Train on only this many images (smoke runs); also caps validation/test.")
+    limit: int | None = _opt(
+        None, "Train on only this many images per data set (smoke runs); also caps validation/test."
+    )
     val_fraction: float = _opt(
-        0.1, "Share of the 60k training images held out (stratified) for model selection."
+        0.1, "Share of MNIST's 60k training images held out (stratified) for model selection."
     )
     data_dir: Path | None = _opt(
         None, "Folder with the MNIST IDX files (default: $MNIST_DIR, cache, download)."
     )
     out: Path | None = _opt(None, "Model folder to publish into (default: <model_store>/<model_name>).")
+    # --- real handwriting (train splits only; see training/handwriting.py) ---
+    handwriting_dir: Path | None = _opt(
+        None,
+        "Folder with the real-handwriting sets (default: $HANDWRITING_DIR, then the user cache, where"
+        " the sets with a public home are downloaded).",
+    )
+    allow_missing: bool = _opt(
+        False, "Train on the sets that can be had when some are missing (the card lists what was used)."
+    )
+    epoch_size: int = _opt(
+        60000, "Images per epoch, drawn from the sources below in proportion to their shares."
+    )
+    mnist_share: float = _opt(0.5, "Share of every batch drawn from MNIST's training split.")
+    pendigits_share: float = _opt(0.1, "Share drawn from pendigits' train writers (tablet pen trajectories).")
+    unipen_share: float = _opt(
+        0.25, "Share drawn from UNIPEN's train writers (pen trajectories, 17 sources)."
+    )
+    scans_share: float = _opt(0.05, "Share drawn from the scanned Swiss digits' train writers.")
+    optdigits_share: float = _opt(
+        0.05, "Share drawn from optdigits' training file (NIST forms, 32x32 bitmaps)."
+    )
+    mfeat_share: float = _opt(0.05, "Share drawn from mfeat (Dutch utility-map numerals, 15x16).")
+    pen_copies: int = _opt(
+        4,
+        "Ways each pen trajectory is drawn: the plain Draw-page rendering, varied ones (turned, slanted,"
+        " resampled, trembling, other pens) and, from 3 copies, a bold-pen screenshot; one is picked each time.",
+    )
+    val_writer_fraction: float = _opt(
+        0.1, "Share of each real set's writers held out (with all their digits) to choose the checkpoint on."
+    )
     # --- model ---
     width: int = _opt(32, "Filters of the first convolution block (doubled in each later block).")
     dense_units: int = _opt(128, "Units of the hidden dense layer.")

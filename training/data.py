@@ -9,13 +9,7 @@ mirror) is accepted only if it is byte-identical to the official one.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import http.client
-import os
 import struct
-import tempfile
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from digit_app.config import get_settings
+from training.fetch import DataError, sha256
+from training.fetch import download as fetch_verified
 
 # Official file name -> SHA-256 of its decompressed contents.
 MNIST_FILES: dict[str, str] = {
@@ -42,11 +38,6 @@ MIRRORS: tuple[str, ...] = (
 
 # IDX type code -> numpy dtype (big-endian, as the format stores it).
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_DOWNLOAD_TIMEOUT_S = 30
-
-
-class DataError(RuntimeError):
-    """A data file is missing, truncated, malformed or not the official one."""
 
 
 @dataclass(frozen=True)
@@ -91,10 +82,6 @@ def read_maybe_gzip(path: Path) -> bytes:
     return data
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _verified(raw: bytes, name: str, where: str) -> bytes:
     """Return raw if it is the official file, else raise naming the file and where it was."""
     digest = sha256(raw)
@@ -112,64 +99,16 @@ def _find_in(folder: Path, name: str) -> Path | None:
     return None
 
 
-def _atomic_write(dest: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder then rename, so no half-file is ever visible."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _fetch(url: str, progress: bool) -> bytes:
-    """GET a URL into memory (MNIST files are <10 MB) with an optional progress bar."""
-    with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:  # noqa: S310 (fixed mirrors)
-        total = int(resp.headers.get("Content-Length") or 0) or None
-        chunks = []
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], leave=False)
-        while chunk := resp.read(1 << 16):
-            chunks.append(chunk)
-            if bar is not None:
-                bar.update(len(chunk))
-        if bar is not None:
-            bar.close()
-    return b"".join(chunks)
-
-
 def download(name: str, cache_dir: Path, mirrors: Sequence[str], progress: bool = True) -> Path:
     """Fetch `<name>.gz` from the first mirror that serves the official file; cache it atomically."""
-    problems = []
-    for mirror in mirrors:
-        url = mirror.rstrip("/") + f"/{name}.gz"
-        try:
-            payload = _fetch(url, progress)
-            raw = gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload
-            _verified(raw, name, url)
-        except (
-            urllib.error.URLError,
-            http.client.HTTPException,
-            OSError,
-            EOFError,
-            zlib.error,
-            DataError,
-            ValueError,
-        ) as exc:
-            problems.append(f"{url}: {getattr(exc, 'reason', exc)}")
-            continue
-        dest = cache_dir / f"{name}.gz"
-        _atomic_write(dest, payload if payload[:2] == b"\x1f\x8b" else gzip.compress(raw))
-        return dest
-    raise DataError(f"{name}: no mirror reachable or valid; tried " + "; ".join(problems))
+
+    def check(payload: bytes, url: str) -> bytes:
+        raw = gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload
+        _verified(raw, name, url)
+        return payload if payload[:2] == b"\x1f\x8b" else gzip.compress(raw)
+
+    urls = [mirror.rstrip("/") + f"/{name}.gz" for mirror in mirrors]
+    return fetch_verified(name, urls, cache_dir / f"{name}.gz", check, progress)
 
 
 def locate(

@@ -115,42 +115,75 @@ class SelectionCallback:
         return _Callback()
 
 
-def make_datasets(cfg: TrainConfig, mnist: Mnist) -> dict[str, Any]:
-    """Split, subsample (--limit) and wrap the data in tf.data pipelines."""
-    import tensorflow as tf
+def load_handwriting(cfg: TrainConfig) -> tuple[dict[str, Any], dict[str, str]]:
+    """The train splits of every real set with a share; the ones missing only with --allow-missing."""
+    from training.handwriting import TRAIN_SETS, load_sets
 
+    wanted = [name for name in TRAIN_SETS if getattr(cfg, f"{name}_share") > 0]
+    return load_sets(wanted, cfg.handwriting_dir, cfg.allow_missing, progress=sys.stderr.isatty())
+
+
+def make_datasets(cfg: TrainConfig, mnist: Mnist, sets: dict[str, Any]) -> dict[str, Any]:
+    """Split, subsample (--limit), render the real handwriting and wrap it all in tf.data pipelines."""
     from training.augment import augment_batch, european_variant_sets, light_augment_batch
+    from training.mixing import Source, Validation, dataset, real_sources
 
     train_idx, val_idx, test_idx = held_out(
         mnist.y_train, len(mnist.x_test), cfg.val_fraction, cfg.seed, cfg.limit
     )
     x_tr, y_tr = mnist.x_train[train_idx], mnist.y_train[train_idx]
-    x_val, y_val = mnist.x_train[val_idx], mnist.y_train[val_idx]
-    x_te, y_te = mnist.x_test[test_idx], mnist.y_test[test_idx]
     join = min(1.0, cfg.join_prob / cfg.variant_prob) if cfg.variant_prob > 0 else 0.0
     variants = european_variant_sets(x_tr, y_tr, cfg.seed, cfg.long_flag_deg, cfg.variant_copies, join)
+    # Column 0 the MNIST digit, then its European variants (1s and 7s differ, other digits repeat).
+    sources = [
+        Source("mnist", np.concatenate([x_tr[:, None], variants], 1), y_tr, cfg.variant_prob, cfg.mnist_share)
+    ]
+    val = Validation()
+    val.add("mnist", mnist.x_train[val_idx], mnist.y_train[val_idx])
+    real, real_card = real_sources(cfg, sets, val)
+    sources += real
+    used = [s for s in sources if s.share > 0]
+    steps = max(1, min(cfg.epoch_size, sum(len(s.labels) for s in used)) // cfg.batch_size)
 
     def pipeline(augment: Any) -> Any:
+        import tensorflow as tf
+
         return (
-            tf.data.Dataset.from_tensor_slices((x_tr, variants, y_tr.astype(np.int32)))
-            .shuffle(len(x_tr), seed=cfg.seed, reshuffle_each_iteration=True)
-            .batch(cfg.batch_size, drop_remainder=len(x_tr) >= cfg.batch_size)
-            .map(lambda x, v, y: (augment(x, v, cfg), y), num_parallel_calls=tf.data.AUTOTUNE)
+            dataset(sources, cfg.batch_size, cfg.seed)
+            .take(steps)
+            .map(lambda x, y: (augment(x, cfg), y), num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE)
         )
 
-    x_val01 = x_val.astype(np.float32)[..., None] / 255.0
-    val = tf.data.Dataset.from_tensor_slices((x_val01, y_val.astype(np.int32))).batch(512)
+    x_val, y_val, val_names = val.arrays()
+    import tensorflow as tf
+
     return {
         "train": pipeline(augment_batch),
         "settle": pipeline(light_augment_batch),
-        "val": val,
-        "x_val": x_val01,
+        "val": tf.data.Dataset.from_tensor_slices((x_val, y_val.astype(np.int32))).batch(512),
+        "x_val": x_val,
         "y_val": y_val,
-        "x_test": x_te,
-        "y_test": y_te,
-        "counts": {"train": len(x_tr), "val": len(x_val), "test": len(x_te)},
+        "val_names": val_names,
+        "x_test": mnist.x_test[test_idx],
+        "y_test": mnist.y_test[test_idx],
+        "counts": {
+            "train": len(x_tr),
+            "val": int((val_names == "mnist").sum()),
+            "test": len(test_idx),
+            "real_train": int(sum(len(s.labels) for s in real)),
+            "real_val": int((val_names != "mnist").sum()),
+            "steps_per_epoch": steps,
+        },
+        "handwriting": real_card,
+        "shares": {s.name: s.share / sum(u.share for u in used) for s in used},
     }
+
+
+def per_source_accuracy(probs: np.ndarray, labels: np.ndarray, names: np.ndarray) -> dict[str, float]:
+    """Validation accuracy of each data set alone: a pooled figure hides a set the model fails."""
+    right = probs.argmax(axis=1) == labels
+    return {str(n): round(float(right[names == n].mean()), 5) for n in dict.fromkeys(names.tolist())}
 
 
 def compile_model(model: Any, cfg: TrainConfig, steps: int, steps_per_epoch: int) -> None:
@@ -195,7 +228,8 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     commit = git_commit()  # at the start: the code this run trains with
     keras.utils.set_random_seed(cfg.seed)
     mnist = load_mnist(cfg.data_dir)
-    data = make_datasets(cfg, mnist)
+    sets, missing = load_handwriting(cfg)
+    data = make_datasets(cfg, mnist, sets)
     onehot = lambda x, y: (x, tf.one_hot(y, 10))  # noqa: E731 (label smoothing needs one-hot)
     train_ds, val_ds = data["train"].map(onehot), data["val"].map(onehot)
     settle_ds = data["settle"].map(onehot)
@@ -218,7 +252,7 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
             cfg,
             [(train_ds, cfg.epochs - settle), (settle_ds, settle)],
             val_ds,
-            global_batch_size=min(cfg.batch_size, data["counts"]["train"]),
+            global_batch_size=cfg.batch_size,
             selection=selection,
             verbose=verbose,
         )
@@ -258,7 +292,9 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     # Honest probabilities: one temperature, fitted on the held-out validation images.
     if len(y_val):
         temperature = fit_temperature(val_probs, y_val)
-        calibration = report(val_probs, y_val, temperature, "MNIST validation split")
+        calibration = report(
+            val_probs, y_val, temperature, "validation split: " + ", ".join(dict.fromkeys(data["val_names"]))
+        )
     else:
         temperature, calibration = 1.0, {"temperature": 1.0, "fitted_on": "nothing (no validation split)"}
     probs = scale(probs, temperature)
@@ -267,13 +303,24 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git_commit": commit,
         "config": cfg.to_dict(),
-        "data": {"source": mnist.source, "sha256": mnist.sha256, "counts": data["counts"]},
+        "data": {
+            "source": mnist.source,
+            "sha256": mnist.sha256,
+            "counts": data["counts"],
+            "shares": data["shares"],
+            "handwriting": data["handwriting"],
+            "missing": missing,
+        },
         "signature": {
             "name": "serving_default",
             "inputs": {"image": "float32 [None, 28, 28, 1], 0..1, white on black"},
             "outputs": {"probabilities": "float32 [None, 10]"},
         },
-        "validation": {"best_accuracy": selection.best_acc, "best_epoch": selection.best_epoch},
+        "validation": {
+            "best_accuracy": selection.best_acc,
+            "best_epoch": selection.best_epoch,
+            "by_source": per_source_accuracy(val_probs, y_val, data["val_names"]),
+        },
         "calibration": calibration,
         "history": {k: [float(v) for v in vals] for k, vals in history.items()},
         "timings": {
