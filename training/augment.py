@@ -12,6 +12,7 @@ little to the cost of a training step.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -254,30 +255,52 @@ def random_geometry(
     return _bilinear_sample(images, src_x, src_y)
 
 
+def _window(images: tf.Tensor, size: int, reduce: Any, fill: float) -> tf.Tensor:
+    """Max (or min) over each pixel's size x size window, as stride-1 "SAME" pooling does it.
+
+    Shifted slices of a padded copy: on one-channel 28x28 images, several times faster than
+    TensorFlow's pooling ops, which made this half of the augmentation's cost.
+    """
+    before = (size - 1) // 2
+    padded = tf.pad(
+        images, [[0, 0], [before, size - 1 - before], [before, size - 1 - before]], constant_values=fill
+    )
+    out = None
+    for dy in range(size):
+        for dx in range(size):
+            part = padded[:, dy : dy + SIZE, dx : dx + SIZE]
+            out = part if out is None else reduce(out, part)
+    return out
+
+
+def _blur(images: tf.Tensor) -> tf.Tensor:
+    """The [1, 2, 1] / 4 kernel along rows then columns, zero outside (a "SAME" convolution)."""
+    p = tf.pad(images, [[0, 0], [1, 1], [1, 1]])
+    rows = (p[:, :-2] + 2.0 * p[:, 1:-1] + p[:, 2:]) / 4.0
+    return (rows[:, :, :-2] + 2.0 * rows[:, :, 1:-1] + rows[:, :, 2:]) / 4.0
+
+
 def random_stroke(images: tf.Tensor, prob: float) -> tf.Tensor:
     """Make a share of the digits bolder (dilation) or thinner (erosion), like other pens and scanners."""
-    x = images[..., None]
-    bold3 = tf.nn.max_pool2d(x, 3, 1, "SAME")
-    bold2 = tf.nn.max_pool2d(x, 2, 1, "SAME")
-    thin2 = -tf.nn.max_pool2d(-x, 2, 1, "SAME")
+    x = images
+    bold3 = _window(x, 3, tf.maximum, -1.0)
+    bold2 = _window(x, 2, tf.maximum, -1.0)
+    thin2 = _window(x, 2, tf.minimum, 2.0)
     b = tf.shape(images)[0]
-    choice = tf.random.uniform([b, 1, 1, 1])
-    apply = tf.random.uniform([b, 1, 1, 1]) < prob
+    choice = tf.random.uniform([b, 1, 1])
+    apply = tf.random.uniform([b, 1, 1]) < prob
     styled = tf.where(choice < 0.3, bold3, tf.where(choice < 0.65, bold2, tf.maximum(thin2, 0.6 * x)))
-    return tf.where(apply, styled, x)[..., 0]
+    return tf.where(apply, styled, x)
 
 
 def random_blur_noise(images: tf.Tensor, prob: float) -> tf.Tensor:
     """Blur and add sensor noise to a share of the digits, as scans and photos have."""
-    x = images[..., None]
-    k = tf.constant([1.0, 2.0, 1.0]) / 4.0
-    kernel = tf.reshape(k[:, None] * k[None, :], [3, 3, 1, 1])
-    blurred = tf.nn.conv2d(x, kernel, 1, "SAME")
+    x = images
     b = tf.shape(images)[0]
-    noise = tf.random.normal(tf.shape(x)) * tf.random.uniform([b, 1, 1, 1], 0.0, 0.08)
-    degraded = tf.clip_by_value(blurred + noise, 0.0, 1.0)
-    apply = tf.random.uniform([b, 1, 1, 1]) < prob
-    return tf.where(apply, degraded, x)[..., 0]
+    noise = tf.random.normal(tf.shape(x)) * tf.random.uniform([b, 1, 1], 0.0, 0.08)
+    degraded = tf.clip_by_value(_blur(x) + noise, 0.0, 1.0)
+    apply = tf.random.uniform([b, 1, 1]) < prob
+    return tf.where(apply, degraded, x)
 
 
 def light_augment_batch(images: tf.Tensor, cfg: object) -> tf.Tensor:
