@@ -34,7 +34,8 @@ def _run_workers(
         ports.add(free_port())
     workers = [f"127.0.0.1:{port}" for port in sorted(ports)]
     cmd = [sys.executable, "-m", "training.train", "--distributed", "--epochs", str(EPOCHS)]
-    cmd += ["--settle-epochs", "1", "--limit", "768", "--batch-size", "64", "--out", str(out)]
+    cmd += ["--settle-epochs", "1", "--limit", "768", "--batch-size", "64", "--cache-renders", "false"]
+    cmd += ["--out", str(out)]
     procs = []
     for index in range(n):
         env = {

@@ -359,6 +359,23 @@ def test_pen_samples_become_several_centred_drawings(every_sample: dict[str, H.H
     assert (r.images[:, 1:] != r.images[:, :1]).any(axis=(2, 3)).all(), "each copy is drawn its own way"
 
 
+def test_a_rendering_is_cached_and_a_damaged_cache_file_made_again(
+    every_sample: dict[str, H.HandwritingSet], tmp_path: Path
+) -> None:
+    samples = every_sample["pendigits"].split(H.TRAIN)[:6]
+    first = render(samples, copies=2, seed=1, workers=1, cache=tmp_path)
+    (kept,) = list(tmp_path.glob("*.npz"))
+    again = render(samples, copies=2, seed=1, workers=1, cache=tmp_path)
+    np.testing.assert_array_equal(first.images, again.images)
+    assert again.writers == first.writers and list(tmp_path.glob("*.npz")) == [kept]
+    render(samples[:5], copies=2, seed=1, workers=1, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 2, "other samples, another file"
+    kept.write_bytes(b"not an npz")
+    third = render(samples, copies=2, seed=1, workers=1, cache=tmp_path)
+    np.testing.assert_array_equal(first.images, third.images)
+    assert np.load(kept)["images"].shape == first.images.shape
+
+
 def test_bitmaps_filling_their_frame_are_read_as_digits_not_as_paper(
     every_sample: dict[str, H.HandwritingSet],
 ) -> None:

@@ -18,7 +18,7 @@ from training.config import TrainConfig
 from training.data import load_mnist
 from training.handwriting import TRAIN_SETS
 
-TINY = dict(epochs=1, limit=256, batch_size=64, width=8, dense_units=16)
+TINY = dict(epochs=1, limit=256, batch_size=64, width=8, dense_units=16, cache_renders=False)
 
 
 @pytest.fixture(scope="module")

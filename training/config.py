@@ -70,6 +70,11 @@ class TrainConfig:
         "Ways each pen trajectory is drawn: the plain Draw-page rendering, varied ones (turned, slanted,"
         " resampled, trembling, other pens) and, from 3 copies, a bold-pen screenshot; one is picked each time.",
     )
+    cache_renders: bool = _opt(
+        True,
+        "Keep the rendered real-handwriting images in the user cache: the next run with the same data,"
+        " settings and code skips rendering.",
+    )
     val_writer_fraction: float = _opt(
         0.1, "Share of each real set's writers held out (with all their digits) to choose the checkpoint on."
     )

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from digit_app.config import get_settings
 from training.handwriting import TRAIN, UNKNOWN_WRITER, HandwritingSet, Sample, spec
 from training.render import render
 
@@ -86,17 +87,18 @@ def real_sources(
 ) -> tuple[list[Source], dict[str, Any]]:
     """Render each set's train samples; validation writers' samples go to `val` (plain copy only)."""
     sources, card = [], {}
+    cache = get_settings().cache_dir / "rendered" if cfg.cache_renders else None
     for name, data in sets.items():
         samples = train_samples(data)
         if cfg.limit:
             samples = samples[: cfg.limit]
         train, held_out, held = split_by_writer(samples, cfg.val_writer_fraction, cfg.seed)
         copies = cfg.pen_copies if spec(name).kind == "pen" else 1
-        r = render(train, copies, cfg.seed, desc=f"{name} ({len(train)} digits)")
+        r = render(train, copies, cfg.seed, desc=f"{name} ({len(train)} digits)", cache=cache)
         sources.append(
             Source(name, r.images, r.labels, (copies - 1) / copies, float(getattr(cfg, f"{name}_share")))
         )
-        v = render(held_out, 1, cfg.seed, desc=f"{name} validation")
+        v = render(held_out, 1, cfg.seed, desc=f"{name} validation", cache=cache)
         if len(v.labels):
             val.add(name, v.images[:, 0], v.labels)
         s = spec(name)

@@ -15,17 +15,25 @@ uploaded screenshot of a drawing looks.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import io
 import math
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+import digit_app
 from digit_app.preprocess import preprocess_single
 from digit_app.strokes import pen_width, render_strokes
+from training import handwriting
+from training.fetch import atomic_write
 from training.handwriting import Sample
 
 CANVAS = 280  # px: the Draw page's canvas side (`digit_app.pages.draw.CANVAS_PX`)
@@ -149,19 +157,87 @@ def _one(args: tuple[Sample, int, int]) -> np.ndarray | None:
     return np.stack([x if x is not None else inputs[0] for x in inputs])
 
 
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """A hash of the code that turns samples into pictures (the app core and this module), so a
+    cached rendering is used only by the code that made it."""
+    app = Path(digit_app.__file__).resolve().parent
+    files = sorted(p for p in app.rglob("*.py") if "pages" not in p.parts)
+    files += [Path(__file__).resolve(), Path(handwriting.__file__).resolve()]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _cache_file(folder: Path, samples: Sequence[Sample], copies: int, seed: int) -> Path:
+    h = hashlib.sha256(f"{copies}:{seed}:{code_version()}".encode())
+    for s in samples:
+        h.update(s.ident.encode() + b"\0")
+    return folder / f"{h.hexdigest()[:32]}.npz"
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Worker processes started meanwhile use one BLAS thread each: with a process per core,
+    BLAS's own threads only fight over the cores (several times slower on a busy machine)."""
+    old = os.environ.get("OPENBLAS_NUM_THREADS")
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        else:
+            os.environ["OPENBLAS_NUM_THREADS"] = old
+
+
 def render(
-    samples: Sequence[Sample], copies: int = 1, seed: int = 0, workers: int | None = None, desc: str = ""
+    samples: Sequence[Sample],
+    copies: int = 1,
+    seed: int = 0,
+    workers: int | None = None,
+    desc: str = "",
+    cache: Path | None = None,
 ) -> Rendered:
     """Every sample as model input: pen samples in `copies` ways, images once (repeated to
-    `copies`). Uses all cores; the same seed gives the same pictures."""
+    `copies`). Uses all cores; the same seed gives the same pictures. With `cache`, a folder,
+    the result is kept there and read back by the next call with the same samples, settings
+    and code."""
+    path = _cache_file(cache, samples, copies, seed) if cache is not None else None
+    if path is not None and path.is_file():
+        try:
+            with np.load(path) as f:
+                return Rendered(f["images"], f["labels"], [str(w) for w in f["writers"]], int(f["dropped"]))
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)  # a damaged cache file is made again
+    rendered = _render(samples, copies, seed, workers, desc)
+    if path is not None:
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            images=rendered.images,
+            labels=rendered.labels,
+            writers=np.array(rendered.writers),
+            dropped=rendered.dropped,
+        )
+        atomic_write(path, buffer.getvalue())
+    return rendered
+
+
+def _render(samples: Sequence[Sample], copies: int, seed: int, workers: int | None, desc: str) -> Rendered:
     from tqdm import tqdm
 
     jobs = [(s, copies, (seed * 1_000_003 + i) % 2**63) for i, s in enumerate(samples)]
     workers = workers or os.cpu_count() or 1
     bar = dict(total=len(jobs), desc=desc or "rendering", unit="digit", leave=False, mininterval=2)
+    bar["disable"] = None  # no bar when the output is not a terminal (logs of training jobs)
     if workers > 1 and len(jobs) > 200:
         # spawn, not fork: the caller may have started TensorFlow's threads already
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with (
+            _one_blas_thread(),
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
+        ):
             results = list(tqdm(pool.map(_one, jobs, chunksize=64), **bar))
     else:
         results = [_one(j) for j in tqdm(jobs, **bar)]
