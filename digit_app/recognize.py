@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from digit_app.imageio import canvas_to_gray
-from digit_app.preprocess import DigitCrop, Stages, preprocess_multi, preprocess_single
+from digit_app.reading.pipeline import preprocess_multi, preprocess_single
+from digit_app.reading.types import DigitCrop, Stages
 
 NO_DIGIT_MESSAGE = "No digit found. Draw or upload a darker, larger digit."
 # `recognize_batch` prepares and predicts this many images at a time, the model reading one chunk
