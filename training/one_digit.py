@@ -165,8 +165,7 @@ def train(cfg: OneDigitConfig, verbose: int = 2) -> dict[str, Any]:
     """Make the pieces, fit the checker, publish it as the next version; returns its card."""
     import keras
 
-    from training.export import publish_staged, write_savedmodel
-    from training.train import git_commit
+    from training.export import git_commit, publish_staged, write_savedmodel
 
     commit = git_commit()
     t0 = time.perf_counter()

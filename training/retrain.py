@@ -279,9 +279,8 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
 
     from training.calibrate import scale
     from training.evaluate import write_report
-    from training.export import KERAS_FILE, publish_version
+    from training.export import KERAS_FILE, git_commit, publish_version
     from training.model import load_model
-    from training.train import git_commit
 
     settings = get_settings()
     model_dir = cfg.resolved_out()
