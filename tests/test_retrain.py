@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 
 from digit_app import db, model_store
-from digit_app.config import PROJECT_ROOT
+from digit_app.config import PROJECT_ROOT, RetrainConfig, retrain_config_dict
 from digit_app.feedback import FeedbackStore, Sample
 from digit_app.jobs import FINISHED, Job, JobStore, _process_alive
-from training.config import RetrainConfig, retrain_config_dict
 from training.retrain import CancelledError, Reporter, gate
 
 # --- gate() on synthetic probabilities -------------------------------------------------------

@@ -28,10 +28,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from digit_app import model_store  # noqa: E402
-from digit_app.config import get_settings  # noqa: E402
+from digit_app.config import RetrainConfig, get_settings, retrain_config_dict  # noqa: E402
 from digit_app.feedback import FeedbackStore  # noqa: E402
 from digit_app.jobs import JobBusyError, JobStore  # noqa: E402
-from training.config import RetrainConfig, add_config_arguments, retrain_config_dict  # noqa: E402
+from training.config import add_config_arguments  # noqa: E402
 from training.data import DataError, load_mnist  # noqa: E402
 
 
