@@ -14,8 +14,8 @@ it and checks its pieces (`ink._clean_ink`); one drawing in one piece does witho
 threshold, and its stroke is measured on a half-size copy (`_clean_single`). The result is the
 general path's, as the tests check, with one exception: the one-digit checker is not asked on
 the one-piece shortcut (see `by_recognition.ONE_DIGIT_WEIGHT`), so with a checker the general
-path may cut a piece the shortcut keeps whole. `ink.FAST = False` (or `fast=False`) forces the
-general path.
+path may cut a piece the shortcut keeps whole. `FAST = False` in `ink.py` (or `fast=False`)
+forces the general path.
 """
 
 from __future__ import annotations
