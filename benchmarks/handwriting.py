@@ -42,7 +42,7 @@ import numpy as np
 
 from digit_app.config import PROJECT_ROOT, get_settings
 from digit_app.imageio import ImageError, decode_image
-from digit_app.preprocess import preprocess_single
+from digit_app.reading.pipeline import preprocess_single
 from digit_app.recognize import recognize
 from digit_app.strokes import render_strokes as redraw_strokes
 from training.handwriting import DEV, load_set

@@ -36,14 +36,20 @@ def machine() -> str:
     return f"{cpu}, {len(os.sched_getaffinity(0))} cores{mem}, no GPU, Python {platform.python_version()}"
 
 
-def stamp() -> str:
-    return f"_Measured {dt.date.today().isoformat()} on {machine()}._"
+def stamp(command: str) -> str:
+    """When, where and how a section's figures were measured."""
+    return f"_Measured {dt.date.today().isoformat()} on {machine()}, by `{command}`._"
 
 
 def write_section(name: str, title: str, body: str, path: Path = BENCHMARKS_MD) -> None:
-    """Replace (or append) the section `name`, leaving the other benchmarks' sections as they are."""
+    """Replace (or append) the section `name` (measured by `python -m benchmarks.<name>`), leaving
+    everything else as it is. Only the title, the stamp and `body` go between the section's
+    markers, so anything written there by hand is lost at the next run: notes go outside."""
     text = path.read_text() if path.exists() else _HEADER
-    block = f"<!-- begin:{name} -->\n## {title}\n\n{stamp()}\n\n{body.strip()}\n<!-- end:{name} -->"
+    block = (
+        f"<!-- begin:{name} -->\n## {title}\n\n{stamp(f'python -m benchmarks.{name}')}\n\n"
+        f"{body.strip()}\n<!-- end:{name} -->"
+    )
     pattern = re.compile(rf"<!-- begin:{re.escape(name)} -->.*?<!-- end:{re.escape(name)} -->", re.S)
     text = (
         pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from digit_app import model_store
-from digit_app.config import PROJECT_ROOT, Settings, get_settings
+from digit_app.config import PROJECT_ROOT, Settings, get_settings, retrain_config_dict
 from digit_app.feedback import FeedbackStore
 from digit_app.jobs import Job, JobStore
 
@@ -117,8 +117,6 @@ def start_retrain(
     """Start a retraining process (JobBusyError when one is running)."""
     settings = get_settings()
     authorize(password, client, settings)
-    from training.config import retrain_config_dict
-
     return JobStore(settings=settings).launch(retrain_config_dict(overrides))
 
 

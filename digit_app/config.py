@@ -2,14 +2,19 @@
 
 Paths are built from the package location, never from the working directory, and each can
 be overridden by an environment variable so that tests, Docker and CI can point the app at
-other folders without touching code.
+other folders without touching code. The retraining job's settings (`RetrainConfig`) are here
+too: the app starts jobs with them and the trainer runs with them, and the app core never
+imports the trainer.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,3 +129,94 @@ class Settings:
 def get_settings() -> Settings:
     """Settings as the environment says now (cheap; call it where needed, do not cache)."""
     return Settings()
+
+
+# --- the retraining job's settings -----------------------------------------------------------
+# Read by both sides: the app (`admin.start_retrain`) resolves them into the job's row, and
+# the job (`python -m training.retrain --job N`) runs with them; each field is also a flag of
+# `training.retrain`.
+
+
+def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
+    """A dataclass field whose help text becomes the --flag's help."""
+    return field(default=default, metadata={"help": help})
+
+
+def as_dict(cfg: Any) -> dict[str, Any]:
+    """A config as JSON-ready values (paths as strings), for cards and job records."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+@dataclass
+class RetrainConfig:
+    """Fine-tuning the served model on users' feedback, and the gate a candidate must pass."""
+
+    epochs: int = option(3, "Passes over the mix of feedback and replayed MNIST images.")
+    replay: int = option(16000, "MNIST training images replayed each epoch, so MNIST is not forgotten.")
+    feedback_share: float = option(
+        0.25, "Share of each epoch taken by feedback samples (oversampled when there are few)."
+    )
+    neighbours: int = option(
+        4,
+        "MNIST training images nearest each correction (in the served model's features) replayed"
+        " as often as the correction, so the boundary moves only between them (0 = off).",
+    )
+    augment: float = option(
+        0.5, "Scale of the mild random rotation, shift, zoom, shear and warp of every image (0 = none)."
+    )
+    optimizer: str = option("sgd", "sgd (momentum 0.9; moves the served weights least) or adamw.")
+    learning_rate: float = option(0.01, "Starting learning rate (cosine decay to 0).")
+    distill: float = option(
+        0.5, "Weight of the served model's own answers in the replayed images' targets (less forgetting)."
+    )
+    freeze_batchnorm: bool = option(
+        False, "Keep batch-norm statistics and scales as trained on MNIST (less forgetting)."
+    )
+    batch_size: int = option(128, "Images per gradient step.")
+    seed: int = option(0, "Seed for the replay sample, shuffling and augmentation.")
+    base_version: int | None = option(None, "Version to fine-tune (default: the served, highest one).")
+    max_mnist_drop: float = option(
+        0.001, "Gate: largest allowed drop in MNIST test accuracy (0.001 = 0.1 point)."
+    )
+    max_class_drop: float = option(
+        0.01, "Gate: largest allowed drop in any one digit's MNIST test recall (catches poisoned labels)."
+    )
+    min_feedback_accuracy: float = option(
+        0.95, "Gate: share of the stored feedback the candidate must get right."
+    )
+    test_limit: int | None = option(None, "Evaluate the gate on only this many MNIST test images (tests).")
+    data_dir: Path | None = option(
+        None, "Folder with the MNIST IDX files (default: $MNIST_DIR, cache, download)."
+    )
+    out: Path | None = option(None, "Model folder to fine-tune and publish into (default: the served model).")
+
+    to_dict = as_dict
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RetrainConfig:
+        """Known fields only; paths restored; unknown keys are an error (a typo must not pass silently)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown retraining settings: {', '.join(sorted(unknown))}")
+        kw = dict(values)
+        for key in ("data_dir", "out"):
+            if kw.get(key):
+                kw[key] = Path(kw[key])
+        return cls(**kw)
+
+    def resolved_out(self) -> Path:
+        """The model folder to fine-tune and publish into."""
+        return Path(self.out) if self.out else get_settings().model_dir
+
+
+def retrain_config_dict(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The retraining config a job runs with: defaults, then $DIGIT_APP_RETRAIN_CONFIG, then overrides."""
+    settings = get_settings()
+    values: dict[str, Any] = {}
+    if settings.retrain_overrides:
+        values.update(json.loads(settings.retrain_overrides))
+    values.update(overrides or {})
+    if settings.mnist_dir and not values.get("data_dir"):
+        values["data_dir"] = str(settings.mnist_dir)
+    return RetrainConfig.from_dict(values).to_dict()

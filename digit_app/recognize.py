@@ -1,11 +1,18 @@
-"""Image in, digits out: preprocessing plus one batched call to the Predictor.
+"""Image in, digits out: the whole reading path, with one batched call to the model.
 
-`recognize` is what the pages, the CLI and the benchmarks call. All digits of an image go to
-the model in one `predict_probabilities` batch; when segmentation already asked the model
-about the digits it kept (multi mode), those answers are used and the model is not asked
-again. `recognize_batch` does the same for many images with one batch for all of their
-digits. A digit the model is unsure about is shown as "?"; an image without a digit gives an
-empty string and a message saying so.
+    decode      `imageio`: an upload's bytes (`decode_image`) or the canvas's RGBA -> grayscale
+    ink         `reading.ink`: white ink on black; polarity, paper and uneven light removed
+    clean       `reading.clean`: specks, ruled or grid lines, slivers of neighbouring cells
+    normalise   `reading.normalize`: one digit -> 28x28, as MNIST was made
+     or segment `reading.segment`: a row -> one piece per digit (the model asked where
+                digits touch), each normalised
+    predict     `Predictor.predict_probabilities`: every digit of an image in one batch
+
+`reading.pipeline` chains the reading stages; `recognize` is what the pages, the CLI and the
+benchmarks call. When segmentation already asked the model about the digits it kept (multi
+mode), those answers are used and the model is not asked again. `recognize_batch` does the
+same for many images with one batch for all of their digits. A digit the model is unsure
+about is shown as "?"; an image without a digit gives an empty string and a message saying so.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import cv2
 import numpy as np
 
 from digit_app.imageio import canvas_to_gray
-from digit_app.preprocess import DigitCrop, Stages, preprocess_multi, preprocess_single
+from digit_app.reading.pipeline import preprocess_multi, preprocess_single
+from digit_app.reading.types import DigitCrop, Stages
 
 NO_DIGIT_MESSAGE = "No digit found. Draw or upload a darker, larger digit."
 # `recognize_batch` prepares and predicts this many images at a time, the model reading one chunk

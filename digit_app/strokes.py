@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from digit_app.imageio import canvas_to_gray
-from digit_app.preprocess import STROKE_TARGET
+from digit_app.reading.normalize import STROKE_TARGET
 
 MIN_PEN = 2.0  # px: never thinner than this, so a tiny drawing still has solid strokes
 _SUBPIXEL_BITS = 4  # OpenCV draws at 1/16 px, so the redrawn stroke follows the path smoothly

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from digit_app.preprocess import center_of_mass
+from digit_app.reading.normalize import center_of_mass
 from training.augment import augment_batch, european_variant_sets, european_variants, joined_variants
 from training.config import TrainConfig
 

@@ -96,3 +96,18 @@ def test_strings_use_the_split_the_model_held_out(mnist_dir, monkeypatch):
     assert np.array_equal(validation_digits({})[0], seed42)  # no config: the defaults
     assert abs(len(validation_digits({"config": {"val_fraction": 0.2}})[0]) - 12000) <= 5
     assert len(validation_digits({"config": {"seed": 2, "limit": 500}})[0]) == 100
+
+
+def test_a_rerun_rewrites_only_its_own_section(tmp_path):
+    from benchmarks.report import write_section
+
+    path = tmp_path / "BENCHMARKS.md"
+    write_section("speed", "Recognition speed", "| p50 | 1.0 ms |", path)
+    write_section("tflite", "TensorFlow Lite export", "| float | 99.65% |", path)
+    path.write_text(path.read_text() + "\n- 2026-12-03: a dated note below the tables.\n")
+    write_section("speed", "Recognition speed", "| p50 | 2.0 ms |", path)
+    text = path.read_text()
+    assert "| p50 | 2.0 ms |" in text and "| p50 | 1.0 ms |" not in text
+    assert "| float | 99.65% |" in text and text.endswith("- 2026-12-03: a dated note below the tables.\n")
+    assert text.index("begin:speed") < text.index("begin:tflite")  # rewritten in place
+    assert "by `python -m benchmarks.speed`" in text and "by `python -m benchmarks.tflite`" in text

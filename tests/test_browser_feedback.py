@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from digit_app.config import PROJECT_ROOT
 from digit_app.feedback import FeedbackStore
 from tests.browser_support import chromium, draw, draw_and_read, metric, streamlit_server, wait_for_strokes
 from tests.handwriting import handwriting_dir, misread_drawing, strokes_on_canvas
+from tests.store_support import SERVED_VERSION
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -32,7 +32,7 @@ TINY = {
 @pytest.fixture
 def app(tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     store = tmp_path / "store"
-    shutil.copytree(PROJECT_ROOT / "model_store" / "mnist_cnn" / "1", store / "mnist_cnn" / "1")
+    shutil.copytree(SERVED_VERSION, store / "mnist_cnn" / "1")
     env = {
         "DIGIT_APP_DATA_DIR": str(tmp_path / "data"),
         "DIGIT_APP_MODEL_STORE": str(store),

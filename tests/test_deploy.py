@@ -25,6 +25,7 @@ import pytest
 
 from digit_app.config import PROJECT_ROOT
 from tests.browser_support import free_port, in_ci
+from tests.store_support import SERVED_VERSION
 
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 
@@ -134,7 +135,7 @@ def test_dockerfile_steps_work_in_a_fresh_venv(tmp_path: Path) -> None:
             subprocess.run(
                 args.replace("/app", str(app)).split("&&")[0], shell=True, cwd=app, env=env, check=True
             )
-    assert (app / "model_store" / "mnist_cnn" / "1" / "saved_model.pb").is_file()
+    assert (app / SERVED_VERSION.relative_to(PROJECT_ROOT) / "saved_model.pb").is_file()
     assert not (app / "tests").exists() and not (app / "data" / "feedback.sqlite3").exists()
 
     # The CLI in the new environment reads a digit through the copied model store.

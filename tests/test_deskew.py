@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from digit_app.preprocess import center_in_field, center_of_mass
+from digit_app.reading.normalize import center_in_field, center_of_mass
 from tests.conftest import MNIST_ONLY
 from training.config import TrainConfig
 from training.data import load_mnist

@@ -19,10 +19,8 @@ import numpy as np
 import pytest
 
 from digit_app import db, predictor
-from digit_app.config import PROJECT_ROOT
 from digit_app.feedback import FeedbackStore, Sample, StoreUnavailableError
-
-SHIPPED = PROJECT_ROOT / "model_store" / "mnist_cnn" / "1"
+from tests.store_support import SERVED_VERSION
 
 
 @pytest.fixture
@@ -122,14 +120,14 @@ def test_bad_newest_version_falls_back_to_the_last_good_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
 ) -> None:
     model_dir = tmp_path / "store" / "mnist_cnn"
-    shutil.copytree(SHIPPED, model_dir / "1")
+    shutil.copytree(SERVED_VERSION, model_dir / "1")
     bad = model_dir / "2"
     if damage == "corrupt":
-        shutil.copytree(SHIPPED, bad)
+        shutil.copytree(SERVED_VERSION, bad)
         (bad / "saved_model.pb").write_bytes(b"\x00garbage" * 100)
     else:
         bad.mkdir()
-        shutil.copy2(SHIPPED / "saved_model.pb", bad / "saved_model.pb")  # variables/ never arrived
+        shutil.copy2(SERVED_VERSION / "saved_model.pb", bad / "saved_model.pb")  # variables/ never arrived
     monkeypatch.setattr(predictor, "_served", {})
     monkeypatch.setattr(predictor, "_broken", set())
     served = predictor.served_predictor(model_dir)

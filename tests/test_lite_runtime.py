@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from digit_app import model_store
-from digit_app.config import PROJECT_ROOT
 from digit_app.predictor import Predictor
+from tests.store_support import REPO_MODEL_DIR, SERVED_VERSION
 
-STORE = PROJECT_ROOT / "model_store" / "mnist_cnn"
-TWIN = model_store.tflite_dir(STORE, 6) / model_store.TFLITE_FLOAT
+SERVED = int(SERVED_VERSION.name)
+TWIN = model_store.tflite_dir(REPO_MODEL_DIR, SERVED) / model_store.TFLITE_FLOAT
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +29,13 @@ def images(mnist_dir: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def lite() -> Predictor:
-    return Predictor.load(STORE, 6)
+    return Predictor.load(REPO_MODEL_DIR, SERVED)
 
 
 @pytest.fixture(scope="module")
 def saved(monkeypatch_module: pytest.MonkeyPatch) -> Predictor:
     monkeypatch_module.setenv("DIGIT_APP_TFLITE", "0")
-    predictor = Predictor.load(STORE, 6)
+    predictor = Predictor.load(REPO_MODEL_DIR, SERVED)
     monkeypatch_module.delenv("DIGIT_APP_TFLITE")
     return predictor
 
@@ -46,15 +46,28 @@ def monkeypatch_module():
         yield mp
 
 
-def _store_with(tmp_path: Path, version_from: int, twin: bytes | None) -> Path:
-    """A store holding the repo's version `version_from` as version 1, with `twin` beside it."""
+def _store_with(tmp_path: Path, twin: bytes | None, network: Path = SERVED_VERSION) -> Path:
+    """A store holding `network` (a version's folder; default the served one) as version 1, with
+    `twin` beside it."""
     model_dir = tmp_path / "mnist_cnn"
-    shutil.copytree(STORE / str(version_from), model_dir / "1")
+    shutil.copytree(network, model_dir / "1")
     if twin is not None:
         out = model_store.tflite_dir(model_dir, 1)
         out.mkdir(parents=True)
         (out / model_store.TFLITE_FLOAT).write_bytes(twin)
     return model_dir
+
+
+@pytest.fixture(scope="module")
+def other_network(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A version folder holding another network of the same design (untrained, small)."""
+    from training.config import TrainConfig
+    from training.export import write_savedmodel
+    from training.model import build_model
+
+    path = tmp_path_factory.mktemp("other") / "1"
+    write_savedmodel(build_model(TrainConfig(width=8, dense_units=16)), path)
+    return path
 
 
 def test_the_served_version_has_a_twin_and_runs_on_it(lite: Predictor, saved: Predictor) -> None:
@@ -101,8 +114,10 @@ def test_threads_sharing_the_twin_get_their_own_answers(lite: Predictor, images:
     [(TWIN.read_bytes(), "differ from the SavedModel"), (b"not a flatbuffer", "")],
     ids=["another model's twin", "a broken file"],
 )
-def test_a_twin_that_does_not_match_is_refused(tmp_path, images, capsys, twin: bytes, reason: str) -> None:
-    model_dir = _store_with(tmp_path, 1, twin)  # version 1's network, version 6's twin
+def test_a_twin_that_does_not_match_is_refused(
+    tmp_path, images, capsys, other_network: Path, twin: bytes, reason: str
+) -> None:
+    model_dir = _store_with(tmp_path, twin, other_network)  # another network, the served twin
     predictor = Predictor.load(model_dir, 1)
     assert predictor.runtime == "SavedModel"
     out = capsys.readouterr().out
@@ -111,13 +126,13 @@ def test_a_twin_that_does_not_match_is_refused(tmp_path, images, capsys, twin: b
 
 
 def test_without_a_twin_or_when_turned_off_the_savedmodel_runs(tmp_path, monkeypatch) -> None:
-    assert Predictor.load(_store_with(tmp_path / "a", 6, None), 1).runtime == "SavedModel"
+    assert Predictor.load(_store_with(tmp_path / "a", None), 1).runtime == "SavedModel"
     monkeypatch.setenv("DIGIT_APP_TFLITE", "off")
-    assert Predictor.load(STORE, 6).runtime == "SavedModel"
+    assert Predictor.load(REPO_MODEL_DIR, SERVED).runtime == "SavedModel"
 
 
 def test_a_rollback_keeps_the_twin(tmp_path: Path) -> None:
-    model_dir = _store_with(tmp_path, 6, TWIN.read_bytes())
+    model_dir = _store_with(tmp_path, TWIN.read_bytes())
     new = model_store.republish(model_dir, 1)
     assert new == 2
     assert (model_store.tflite_dir(model_dir, 2) / model_store.TFLITE_FLOAT).read_bytes() == TWIN.read_bytes()

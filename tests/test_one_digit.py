@@ -14,7 +14,7 @@ from digit_app import model_store
 from digit_app.config import PROJECT_ROOT
 from digit_app.model_store import latest_version
 from digit_app.predictor import Predictor
-from digit_app.preprocess import center_of_mass
+from digit_app.reading.normalize import center_of_mass
 from training.one_digit import make_pieces
 
 STORE = PROJECT_ROOT / "model_store"
@@ -144,13 +144,13 @@ def test_a_broken_checker_is_skipped_not_fatal(tmp_path, kind):
 
 def test_segmentation_reads_with_or_without_the_checker(served, mnist_test):
     from digit_app.recognize import recognize
-    from tests.test_preprocess import _side_by_side
+    from tests.reading.support import side_by_side
 
     x, y = mnist_test
     without = dataclasses.replace(served, _checker_fn=None, _checker_loaded=None, checker_version=None)
     assert not without.has_checker
     for first in (3, 10, 25):
-        image = _side_by_side(x[first], x[first + 1], 0.0)
+        image = side_by_side(x[first], x[first + 1], 0.0)
         truth = f"{y[first]}{y[first + 1]}"
         assert recognize(image, served, single=False).digits == truth
         assert recognize(image, without, single=False).digits == truth

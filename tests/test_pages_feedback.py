@@ -13,15 +13,15 @@ from digit_app import admin, db
 from digit_app.config import PROJECT_ROOT, get_settings
 from digit_app.feedback import FeedbackStore, Filters, Sample
 from digit_app.model_store import read_card
+from tests.store_support import SERVED_VERSION
 from tests.test_pages import _drawn_digit, fake_canvas  # noqa: F401 - fixture
 
 PAGES = PROJECT_ROOT / "digit_app" / "pages"
-SHIPPED = PROJECT_ROOT / "model_store" / "mnist_cnn" / "1"
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh database and a model store holding a copy of the shipped version 1."""
+    """A fresh database and a model store holding a copy of the served version, as version 1."""
     monkeypatch.setenv("DIGIT_APP_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DIGIT_APP_MODEL_STORE", str(tmp_path / "store"))
     monkeypatch.delenv("DIGIT_APP_DATABASE_URL", raising=False)
@@ -29,7 +29,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("DIGIT_APP_REQUIRE_ADMIN", raising=False)
     monkeypatch.setattr(admin, "_secrets_files", lambda: [])
     admin.limiter.reset()
-    shutil.copytree(SHIPPED, tmp_path / "store" / "mnist_cnn" / "1")
+    shutil.copytree(SERVED_VERSION, tmp_path / "store" / "mnist_cnn" / "1")
     yield tmp_path
     db.dispose_all()
 

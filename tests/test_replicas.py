@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from digit_app import db
-from digit_app.config import PROJECT_ROOT
 from tests.browser_support import chromium, draw, draw_and_read, metric, streamlit_server, wait_for_strokes
 from tests.handwriting import handwriting_dir, misread_drawing, strokes_on_canvas
 from tests.pg_support import postgres_server
+from tests.store_support import SERVED_VERSION
 from tests.test_browser_feedback import TINY
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 @pytest.fixture
 def replicas(tmp_path: Path, mnist_dir: Path) -> Iterator[tuple[str, str, Path]]:
     store = tmp_path / "store"
-    shutil.copytree(PROJECT_ROOT / "model_store" / "mnist_cnn" / "1", store / "mnist_cnn" / "1")
+    shutil.copytree(SERVED_VERSION, store / "mnist_cnn" / "1")
     with postgres_server() as url:
         shared = {
             "DIGIT_APP_DATABASE_URL": url,

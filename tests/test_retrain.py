@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from digit_app import db, model_store
-from digit_app.config import PROJECT_ROOT
+from digit_app.config import PROJECT_ROOT, RetrainConfig, retrain_config_dict
 from digit_app.feedback import FeedbackStore, Sample
 from digit_app.jobs import FINISHED, Job, JobStore, _process_alive
-from training.config import RetrainConfig, retrain_config_dict
+from tests.store_support import SERVED_VERSION
 from training.retrain import CancelledError, Reporter, gate
 
 # --- gate() on synthetic probabilities -------------------------------------------------------
@@ -277,8 +277,6 @@ def test_training_mix_replays_the_neighbours_of_corrections_only() -> None:
 
 # --- real fine-tuning runs (slow) -----------------------------------------------------------
 
-SHIPPED = PROJECT_ROOT / "model_store" / "mnist_cnn" / "1"
-
 
 @pytest.fixture(scope="module")
 def mnist(mnist_dir: Path):  # noqa: ANN201 - training.data.Mnist
@@ -290,10 +288,10 @@ def mnist(mnist_dir: Path):  # noqa: ANN201 - training.data.Mnist
 @pytest.fixture
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mnist_dir: Path) -> Iterator[Path]:
     """A temporary store holding a copy of the shipped model, and a temporary database."""
-    if not (SHIPPED / model_store.EXTRA_DIR / "model.keras").is_file():
+    if not (SERVED_VERSION / model_store.EXTRA_DIR / "model.keras").is_file():
         pytest.skip("the shipped model has no model.keras to fine-tune")
     model_dir = tmp_path / "store" / "mnist_cnn"
-    shutil.copytree(SHIPPED, model_dir / "1")
+    shutil.copytree(SERVED_VERSION, model_dir / "1")
     for name in ("DIGIT_APP_RETRAIN_CONFIG", "DIGIT_APP_JOB_STALE_SECONDS", "DIGIT_APP_ADMIN_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MNIST_DIR", str(mnist_dir))

@@ -11,7 +11,7 @@ import pytest
 
 from digit_app.config import PROJECT_ROOT
 from digit_app.predictor import Predictor
-from digit_app.preprocess import preprocess_single
+from digit_app.reading.pipeline import preprocess_single
 from digit_app.strokes import render_strokes
 from tests.handwriting import pendigits, strokes_on_canvas
 

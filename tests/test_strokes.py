@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from digit_app.imageio import canvas_to_gray
-from digit_app.preprocess import STROKE_TARGET, preprocess_single, stroke_width
+from digit_app.reading.measure import stroke_width
+from digit_app.reading.normalize import STROKE_TARGET
+from digit_app.reading.pipeline import preprocess_single
 from digit_app.strokes import canvas_gray, pen_width, render_strokes, strokes_from_canvas
 
 # What streamlit-drawable-canvas 0.13 (fabric.js 7) sent for three mouse strokes in Chromium:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from digit_app.config import PROJECT_ROOT
+from tests.store_support import SERVED_VERSION
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -17,7 +17,7 @@ def test_export_float_and_int8_beside_the_version(
     tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = tmp_path / "store"
-    shutil.copytree(PROJECT_ROOT / "model_store" / "mnist_cnn" / "1", store / "mnist_cnn" / "1")
+    shutil.copytree(SERVED_VERSION, store / "mnist_cnn" / "1")
     before = sorted(p.relative_to(store) for p in (store / "mnist_cnn").rglob("*"))
     monkeypatch.setenv("DIGIT_APP_MODEL_STORE", str(store))
     monkeypatch.setenv("MNIST_DIR", str(mnist_dir))

@@ -142,7 +142,7 @@ def joined_variants(images: np.ndarray, labels: np.ndarray, prob: float, seed: i
     Off by default: on a fifth of the digits it read the cheques worse, not better (the row
     reading then takes a digit with a piece of its neighbour for one digit; BENCHMARKS.md).
     """
-    from digit_app.preprocess import normalize_digit
+    from digit_app.reading.normalize import normalize_digit
 
     rng = np.random.default_rng(seed)
     out = images.copy()

@@ -87,9 +87,8 @@ def calibrate_version(model_dir: Path, version: int | None, data_dir: Path | Non
     """Fit T for a version on its own validation split and publish the calibrated copy."""
     from training.data import held_out_for_card, load_mnist
     from training.evaluate import write_report
-    from training.export import KERAS_FILE, publish_version
+    from training.export import KERAS_FILE, git_commit, publish_version
     from training.model import load_model
-    from training.train import git_commit
 
     base = model_store.version_dir(model_dir, version)
     card = model_store.read_card(model_dir, int(base.name))

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
+# `_opt` and `_as_dict` are the helpers of every config dataclass, shared with the retraining
+# job's settings (`digit_app.config.RetrainConfig`), which the app reads too.
+from digit_app.config import as_dict as _as_dict
 from digit_app.config import get_settings
-
-
-def _opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
-    """A dataclass field whose help text becomes the --flag's help."""
-    return field(default=default, metadata={"help": help})
-
-
-def _as_dict(cfg: Any) -> dict[str, Any]:
-    """A config as JSON-ready values (paths as strings), for cards and job records."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
+from digit_app.config import option as _opt
 
 
 @dataclass
@@ -132,68 +125,6 @@ class TrainConfig:
 
 
 @dataclass
-class RetrainConfig:
-    """Fine-tuning the served model on users' feedback, and the gate a candidate must pass."""
-
-    epochs: int = _opt(3, "Passes over the mix of feedback and replayed MNIST images.")
-    replay: int = _opt(16000, "MNIST training images replayed each epoch, so MNIST is not forgotten.")
-    feedback_share: float = _opt(
-        0.25, "Share of each epoch taken by feedback samples (oversampled when there are few)."
-    )
-    neighbours: int = _opt(
-        4,
-        "MNIST training images nearest each correction (in the served model's features) replayed"
-        " as often as the correction, so the boundary moves only between them (0 = off).",
-    )
-    augment: float = _opt(
-        0.5, "Scale of the mild random rotation, shift, zoom, shear and warp of every image (0 = none)."
-    )
-    optimizer: str = _opt("sgd", "sgd (momentum 0.9; moves the served weights least) or adamw.")
-    learning_rate: float = _opt(0.01, "Starting learning rate (cosine decay to 0).")
-    distill: float = _opt(
-        0.5, "Weight of the served model's own answers in the replayed images' targets (less forgetting)."
-    )
-    freeze_batchnorm: bool = _opt(
-        False, "Keep batch-norm statistics and scales as trained on MNIST (less forgetting)."
-    )
-    batch_size: int = _opt(128, "Images per gradient step.")
-    seed: int = _opt(0, "Seed for the replay sample, shuffling and augmentation.")
-    base_version: int | None = _opt(None, "Version to fine-tune (default: the served, highest one).")
-    max_mnist_drop: float = _opt(
-        0.001, "Gate: largest allowed drop in MNIST test accuracy (0.001 = 0.1 point)."
-    )
-    max_class_drop: float = _opt(
-        0.01, "Gate: largest allowed drop in any one digit's MNIST test recall (catches poisoned labels)."
-    )
-    min_feedback_accuracy: float = _opt(
-        0.95, "Gate: share of the stored feedback the candidate must get right."
-    )
-    test_limit: int | None = _opt(None, "Evaluate the gate on only this many MNIST test images (tests).")
-    data_dir: Path | None = _opt(
-        None, "Folder with the MNIST IDX files (default: $MNIST_DIR, cache, download)."
-    )
-    out: Path | None = _opt(None, "Model folder to fine-tune and publish into (default: the served model).")
-
-    def resolved_out(self) -> Path:
-        return Path(self.out) if self.out else get_settings().model_dir
-
-    to_dict = _as_dict
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RetrainConfig:
-        """Known fields only; paths restored; unknown keys are an error (a typo must not pass silently)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"unknown retraining settings: {', '.join(sorted(unknown))}")
-        kw = dict(values)
-        for key in ("data_dir", "out"):
-            if kw.get(key):
-                kw[key] = Path(kw[key])
-        return cls(**kw)
-
-
-@dataclass
 class OneDigitConfig:
     """How the one-digit checker is trained (`python -m training.one_digit`)."""
 
@@ -215,18 +146,6 @@ class OneDigitConfig:
         return Path(self.out) if self.out else get_settings().one_digit_dir
 
     to_dict = _as_dict
-
-
-def retrain_config_dict(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The retraining config a job runs with: defaults, then $DIGIT_APP_RETRAIN_CONFIG, then overrides."""
-    settings = get_settings()
-    values: dict[str, Any] = {}
-    if settings.retrain_overrides:
-        values.update(json.loads(settings.retrain_overrides))
-    values.update(overrides or {})
-    if settings.mnist_dir and not values.get("data_dir"):
-        values["data_dir"] = str(settings.mnist_dir)
-    return RetrainConfig.from_dict(values).to_dict()
 
 
 def _parse_bool(text: str) -> bool:

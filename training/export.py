@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,36 @@ import keras
 import tensorflow as tf
 
 from digit_app import model_store
+from digit_app.config import PROJECT_ROOT
 from digit_app.model_store import CARD_NAME, EXTRA_DIR
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 KERAS_FILE = "model.keras"
+
+
+def git_commit() -> str:
+    """The commit of the code that made a version (with -dirty when the tree had changes), for its
+    card: training, retraining, calibration and the one-digit checker record it alike."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def write_savedmodel(

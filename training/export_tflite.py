@@ -1,7 +1,7 @@
 """Export a model version to TensorFlow Lite (float and int8) for phones and edge devices.
 
     python -m training.export_tflite                  # the served version
-    python -m training.export_tflite --version 1 --calibration 1000
+    python -m training.export_tflite --version 6 --calibration 1000
 
 Writes `<model_store>/<name>-tflite/<N>/model_float.tflite`, `model_int8.tflite` and
 `report.json` (size, MNIST test accuracy and latency of each), beside the SavedModel

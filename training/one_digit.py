@@ -11,7 +11,7 @@ P(one digit), learned from synthetic pieces built from MNIST the way segmentatio
   a digit cut through (a quarter: its left or right part), a digit with a sliver of its
   neighbour (a quarter).
 
-Every piece is normalised by the app's own pipeline (`digit_app.preprocess.normalize_digit`),
+Every piece is normalised by the app's own pipeline (`digit_app.reading.normalize.normalize_digit`),
 so the checker sees exactly what the digit model sees. The digits come only from the MNIST
 training images a digit-model version trained on (its card's split), so the benchmarks that
 read that version's held-out digits stay on unseen digits.
@@ -35,7 +35,7 @@ import numpy as np
 from digit_app import model_store
 from digit_app.config import get_settings
 from digit_app.model_store import CARD_NAME, EXTRA_DIR
-from digit_app.preprocess import normalize_digit
+from digit_app.reading.normalize import normalize_digit
 from training.config import OneDigitConfig, add_config_arguments, config_from_args
 
 HEIGHT = 60  # px: how tall a written digit is drawn before normalising (as in the strings benchmark)
@@ -165,8 +165,7 @@ def train(cfg: OneDigitConfig, verbose: int = 2) -> dict[str, Any]:
     """Make the pieces, fit the checker, publish it as the next version; returns its card."""
     import keras
 
-    from training.export import publish_staged, write_savedmodel
-    from training.train import git_commit
+    from training.export import git_commit, publish_staged, write_savedmodel
 
     commit = git_commit()
     t0 = time.perf_counter()

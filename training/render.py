@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import digit_app
-from digit_app.preprocess import preprocess_single
+from digit_app.reading.pipeline import preprocess_single
 from digit_app.strokes import pen_width, render_strokes
 from training import handwriting
 from training.fetch import atomic_write

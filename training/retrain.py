@@ -28,10 +28,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from digit_app import model_store  # noqa: E402
-from digit_app.config import get_settings  # noqa: E402
+from digit_app.config import RetrainConfig, get_settings, retrain_config_dict  # noqa: E402
 from digit_app.feedback import FeedbackStore  # noqa: E402
 from digit_app.jobs import JobBusyError, JobStore  # noqa: E402
-from training.config import RetrainConfig, add_config_arguments, retrain_config_dict  # noqa: E402
+from training.config import add_config_arguments  # noqa: E402
 from training.data import DataError, load_mnist  # noqa: E402
 
 
@@ -279,9 +279,8 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
 
     from training.calibrate import scale
     from training.evaluate import write_report
-    from training.export import KERAS_FILE, publish_version
+    from training.export import KERAS_FILE, git_commit, publish_version
     from training.model import load_model
-    from training.train import git_commit
 
     settings = get_settings()
     model_dir = cfg.resolved_out()

@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,34 +25,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from digit_app.config import PROJECT_ROOT  # noqa: E402
 from training.config import TrainConfig, add_config_arguments, config_from_args  # noqa: E402
 from training.data import DataError, Mnist, held_out, load_mnist  # noqa: E402
 
 TARGET_VAL_ACCURACY = 0.995  # reported as "time to 99.5%"
-
-
-def git_commit() -> str:
-    """The commit the code was trained from (with -dirty when the tree had changes)."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _strategy(cfg: TrainConfig) -> Any:
@@ -220,7 +195,7 @@ def train(cfg: TrainConfig, verbose: int | None = None) -> dict[str, Any]:
     from training import distributed
     from training.calibrate import fit_temperature, report, scale
     from training.evaluate import write_report
-    from training.export import publish_version
+    from training.export import git_commit, publish_version
     from training.model import build_model
 
     t0 = time.perf_counter()
