@@ -225,3 +225,18 @@ LATENCY_WATCH = """
   setTimeout(() => resolve(-1), giveUpMs);
 }); }
 """
+
+
+def wait_for_metrics(page: object, expected: dict[str, str], timeout_ms: int = 60_000) -> None:
+    """Wait until the page's metrics with these labels all show these values.
+
+    A rerun redraws its metrics one by one, so they are read together, in the page.
+    """
+    page.wait_for_function(
+        """(expected) => Object.entries(expected).every(([label, want]) =>
+             [...document.querySelectorAll('[data-testid="stMetric"]')]
+               .filter(m => m.innerText.includes(label))
+               .some(m => m.querySelector('[data-testid="stMetricValue"]')?.innerText.trim() === want))""",
+        arg=expected,
+        timeout=timeout_ms,
+    )

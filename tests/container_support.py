@@ -112,6 +112,13 @@ class Podman:
         args = [a for f in filters for a in ("--filter", f)]
         return self.run("ps", "-a", "--format", "{{.ID}}", *args).stdout.split()
 
+    def containers_of(self, image: str, *filters: str) -> list[str]:
+        """Containers made from `image` (podman's ancestor filter misses a short name like digit-app)."""
+        image_id = self.run("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+        args = [a for f in filters for a in ("--filter", f)]
+        rows = self.run("ps", "-a", "--format", "{{.ID}} {{.ImageID}}", *args).stdout.splitlines()
+        return [row.split()[0] for row in rows if image_id.startswith(row.split()[-1])]
+
     def wait_healthy(self, container: str, timeout: float = 300) -> None:
         """Run the image's own HEALTHCHECK until it passes, then check the state podman keeps.
 
@@ -300,7 +307,7 @@ def running_app(podman: Podman, tag: str, log: Path) -> Iterator[tuple[str, str,
     container = None
     try:
         deadline = time.monotonic() + 120
-        while not (found := podman.containers(f"ancestor={tag}", "status=running")):
+        while not (found := podman.containers_of(tag, "status=running")):
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
         (container,) = found
