@@ -240,3 +240,15 @@ def wait_for_metrics(page: object, expected: dict[str, str], timeout_ms: int = 6
         arg=expected,
         timeout=timeout_ms,
     )
+
+
+def correct_drawing(
+    page: object, strokes: list[list[tuple[float, float]]], read_as: str, truth: str, timeout_ms: int = 60_000
+) -> None:
+    """Draw on the Draw page, see it read as `read_as`, and save `truth` as the correction."""
+    draw(page, strokes)
+    wait_for_strokes(page, len(strokes), timeout_ms)
+    assert metric(page) == read_as
+    page.get_by_role("textbox", name="Correct digits").fill(truth)
+    page.get_by_role("button", name="Save feedback").click()
+    page.get_by_text("1 correction(s)").wait_for(timeout=30_000)

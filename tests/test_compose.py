@@ -22,7 +22,7 @@ import pytest
 
 from digit_app import model_store
 from digit_app.config import PROJECT_ROOT
-from tests.browser_support import chromium, draw, free_port, metric, wait_for_metrics, wait_for_strokes
+from tests.browser_support import chromium, correct_drawing, free_port, metric, wait_for_metrics
 from tests.container_support import (
     COMPOSE_FILE,
     BuiltImage,
@@ -146,12 +146,7 @@ def test_a_correction_in_one_replica_shows_in_the_other(stack: Stack) -> None:
         b.get_by_role("link", name="Live confusion matrix").click()
         b.get_by_test_id("stMetric").filter(has_text="Samples").first.wait_for(timeout=120_000)
 
-        draw(a, strokes)
-        wait_for_strokes(a, len(strokes), timeout_ms=60_000)
-        assert metric(a) == str(misread)
-        a.get_by_role("textbox", name="Correct digits").fill(truth)
-        a.get_by_role("button", name="Save feedback").click()
-        a.get_by_text("1 correction(s)").wait_for(timeout=30_000)
+        correct_drawing(a, strokes, str(misread), truth)
 
         # The other replica's matrix refreshes by itself from the shared database.
         wait_for_metrics(b, {"Samples": "1", "Corrections": "1"}, timeout_ms=60_000)

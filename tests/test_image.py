@@ -21,8 +21,8 @@ from digit_app import model_store
 from digit_app.config import PROJECT_ROOT
 from tests.browser_support import (
     chromium,
+    correct_drawing,
     draw,
-    metric,
     wait_for_metrics,
     wait_for_strokes,
     wait_until_idle,
@@ -83,12 +83,7 @@ def test_image_serves_keeps_data_and_retrains(
             page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
             page.goto(url)
             page.locator("canvas.upper-canvas").wait_for(timeout=120_000)
-            draw(page, strokes)
-            wait_for_strokes(page, len(strokes), timeout_ms=60_000)
-            assert metric(page) == str(misread)
-            page.get_by_role("textbox", name="Correct digits").fill(truth)
-            page.get_by_role("button", name="Save feedback").click()
-            page.get_by_text("1 correction(s)").wait_for(timeout=30_000)
+            correct_drawing(page, strokes, str(misread), truth)
 
             page.get_by_role("link", name="Retrain").click()
             password_box = page.get_by_label("Admin password")
