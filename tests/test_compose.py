@@ -166,7 +166,7 @@ def test_the_proxy_keeps_a_browser_session_on_one_replica(stack: Stack, tmp_path
         upload.set_input_files(str(_seven(tmp_path / "seven.png")))
         page.locator('[data-testid="stMetricValue"]').first.wait_for(timeout=60_000)
         assert metric(page) == "7"
-        page.reload()  # a new WebSocket, and Streamlit's static files again
+        page.goto(stack.url)  # a new WebSocket, and Streamlit's static files again
         page.locator("canvas.upper-canvas").wait_for(timeout=120_000)
         context.close()  # nginx logs a WebSocket when it closes
     time.sleep(2)
