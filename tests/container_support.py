@@ -143,7 +143,10 @@ class Podman:
         uids = {}
         for row in rows:
             hpid, _, args = row.strip().partition(" ")
-            status = Path(f"/proc/{hpid}/status").read_text()
+            try:
+                status = Path(f"/proc/{hpid}/status").read_text()
+            except FileNotFoundError:  # ended since podman listed it
+                continue
             line = next(ln for ln in status.splitlines() if ln.startswith("Uid:"))
             uids[args.strip()] = {int(u) for u in line.split()[1:]}
         return uids
