@@ -225,3 +225,30 @@ LATENCY_WATCH = """
   setTimeout(() => resolve(-1), giveUpMs);
 }); }
 """
+
+
+def wait_for_metrics(page: object, expected: dict[str, str], timeout_ms: int = 60_000) -> None:
+    """Wait until the page's metrics with these labels all show these values.
+
+    A rerun redraws its metrics one by one, so they are read together, in the page.
+    """
+    page.wait_for_function(
+        """(expected) => Object.entries(expected).every(([label, want]) =>
+             [...document.querySelectorAll('[data-testid="stMetric"]')]
+               .filter(m => m.innerText.includes(label))
+               .some(m => m.querySelector('[data-testid="stMetricValue"]')?.innerText.trim() === want))""",
+        arg=expected,
+        timeout=timeout_ms,
+    )
+
+
+def correct_drawing(
+    page: object, strokes: list[list[tuple[float, float]]], read_as: str, truth: str, timeout_ms: int = 60_000
+) -> None:
+    """Draw on the Draw page, see it read as `read_as`, and save `truth` as the correction."""
+    draw(page, strokes)
+    wait_for_strokes(page, len(strokes), timeout_ms)
+    assert metric(page) == read_as
+    page.get_by_role("textbox", name="Correct digits").fill(truth)
+    page.get_by_role("button", name="Save feedback").click()
+    page.get_by_text("1 correction(s)").wait_for(timeout=30_000)

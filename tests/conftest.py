@@ -41,3 +41,27 @@ def mnist_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return folder
+
+
+@pytest.fixture(scope="session")
+def podman():  # noqa: ANN201 - tests.container_support.Podman, imported lazily
+    """podman with the tests' own store; fails under CI and skips elsewhere when it cannot run."""
+    from tests.container_support import engine
+
+    return engine()
+
+
+@pytest.fixture(scope="session")
+def app_image(podman):  # noqa: ANN001, ANN201
+    """The app image, built once per session from the Dockerfile as it is (README's `docker build`).
+
+    Its base is a stand-in made from Debian's packages (`tests/stand_ins.py`); the image test and
+    the compose test share it.
+    """
+    from tests.container_support import build_app_image, dockerfile_bases
+    from tests.stand_ins import debian_base, smoke_run, stand_in
+
+    smoke_run(podman, debian_base(podman))
+    for base in dockerfile_bases():
+        stand_in(podman, base)
+    return build_app_image(podman)

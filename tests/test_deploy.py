@@ -1,31 +1,33 @@
-"""Deployment: the Dockerfile lints clean, and its steps work in a fresh virtual environment.
+"""Deployment files, read without an engine: the Dockerfile lints clean and has what a
+deployment needs, and the README's commands fit the Dockerfile and compose.yaml.
 
-There is no Docker engine on these machines, so the image itself is not built here; instead
-the Dockerfile's own steps are replayed: the same requirements into a new venv, the same
-files copied, the same environment, the same start command, then the health endpoint and a
-prediction through the copied model store.
+The image and the compose stack are built and run for real in tests/test_image.py and
+tests/test_compose.py (slow, with podman).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
+import yaml
 
 from digit_app.config import PROJECT_ROOT
-from tests.browser_support import free_port, in_ci
-from tests.store_support import SERVED_VERSION
+from tests.browser_support import in_ci
+from tests.container_support import (
+    COMPOSE_FILE,
+    admin_password,
+    app_run_command,
+    build_tag,
+    readme_command,
+    readme_exports,
+    volumes,
+)
 
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 
@@ -60,8 +62,8 @@ def test_hadolint_reports_nothing() -> None:
 def test_dockerfile_has_what_a_deployment_needs() -> None:
     steps = instructions(DOCKERFILE.read_text())
     kinds = [k for k, _ in steps]
-    base = dict(steps)["FROM"]
-    assert re.search(r":\d+\.\d+\.\d+-slim", base), f"base image must be a pinned slim tag: {base}"
+    for base in (a.split()[0] for k, a in steps if k == "FROM"):
+        assert re.search(r":\d+\.\d+\.\d+-slim", base), f"base image must be a pinned slim tag: {base}"
     user = [a for k, a in steps if k == "USER"]
     assert user and not user[-1].startswith(("root", "0")), "the app must not run as root"
     assert "HEALTHCHECK" in kinds and "/_stcore/health" in dict(steps)["HEALTHCHECK"]
@@ -80,96 +82,23 @@ def test_dockerignore_keeps_state_and_secrets_out() -> None:
         assert entry in ignored, entry
 
 
-def _env_from(steps: list[tuple[str, str]], app_dir: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for kind, args in steps:
-        if kind == "ENV":
-            for token in shlex.split(args):
-                key, _, value = token.partition("=")
-                env[key] = value.replace("/app", str(app_dir))
-    return env
-
-
-# RUN steps that set up the image's system user; replaying them on a host would need root.
-CONTAINER_ONLY = {"groupadd", "useradd"}
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_dockerfile_steps_work_in_a_fresh_venv(tmp_path: Path) -> None:
+def test_readme_run_command_fits_the_image() -> None:
     steps = instructions(DOCKERFILE.read_text())
-    app = tmp_path / "app"
-    app.mkdir()
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    py = venv / "bin" / "python"
-    env = {**os.environ, **_env_from(steps, app)}
-    env.pop("PYTHONPATH", None)
-    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
-    for kind, args in steps:
-        if kind == "COPY":
-            parts = [p for p in shlex.split(args) if not p.startswith("--")]
-            *sources, _dest = parts
-            for src in sources:
-                source = PROJECT_ROOT / src
-                target = app / src.rstrip("/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if source.is_dir():
-                    shutil.copytree(
-                        source,
-                        target,
-                        dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".tmp-*", "__pycache__"),
-                    )
-                else:
-                    shutil.copy2(source, target)
-        elif kind == "RUN" and "pip install" in args:
-            cmd = args.replace("pip install", f"{py} -m pip install")
-            proc = subprocess.run(
-                cmd, shell=True, cwd=app, env=env, capture_output=True, text=True, timeout=1500
-            )
-            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        elif kind == "RUN" and args.split()[0] in CONTAINER_ONLY:
-            continue  # creating the image's user needs root inside a container, not on this host
-        elif kind == "RUN":
-            subprocess.run(
-                args.replace("/app", str(app)).split("&&")[0], shell=True, cwd=app, env=env, check=True
-            )
-    assert (app / SERVED_VERSION.relative_to(PROJECT_ROOT) / "saved_model.pb").is_file()
-    assert not (app / "tests").exists() and not (app / "data" / "feedback.sqlite3").exists()
+    run = app_run_command()
+    assert run[-1] == build_tag()
+    mounted = {v.split(":")[1] for v in run if v.count(":") == 1 and v.startswith("digit-app-")}
+    assert mounted == set(json.loads(dict(steps)["VOLUME"])), run
+    assert len(set(volumes())) == len(volumes()) == 2
+    assert admin_password(), "the README's docker run must set DIGIT_APP_ADMIN_PASSWORD"
+    assert run[run.index("-p") + 1].endswith(":" + dict(steps)["EXPOSE"])
 
-    # The CLI in the new environment reads a digit through the copied model store.
-    sample = tmp_path / "seven.png"
-    paper = np.full((120, 120), 235, np.uint8)
-    cv2.putText(paper, "7", (12, 100), cv2.FONT_HERSHEY_SIMPLEX, 3.5, 20, 9, cv2.LINE_AA)
-    cv2.imwrite(str(sample), paper)
-    proc = subprocess.run(
-        [str(py), "-m", "digit_app.predict", "--json", str(sample)],
-        cwd=app,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.splitlines()[-1])["digits"] == "7"
 
-    # The image's start command, on a free port.
-    cmd = json.loads(dict(steps)["CMD"])
-    port = free_port()
-    cmd = [c.replace("8501", str(port)).replace("0.0.0.0", "127.0.0.1") for c in cmd]
-    server = subprocess.Popen(cmd, cwd=app, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                    assert r.status == 200
-                    break
-            except OSError:
-                assert server.poll() is None, server.stdout.read().decode()[-3000:]
-                assert time.monotonic() < deadline, "the app did not become healthy"
-                time.sleep(0.5)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+def test_readme_compose_lines_give_what_compose_yaml_requires() -> None:
+    required = set(re.findall(r"\$\{(\w+):\?", COMPOSE_FILE.read_text()))
+    assert required and required <= set(readme_exports()), (required, readme_exports())
+    assert readme_command("docker", "compose", "up")[3:] == ["-d", "--build"]
+    readme_command("docker", "compose", "down", "-v")
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    apps = [s for s in services.values() if s.get("image") == build_tag()]
+    assert len(apps) >= 2 and all("build" in s for s in apps)
+    assert (PROJECT_ROOT / "deploy" / "nginx.conf").is_file()
