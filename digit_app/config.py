@@ -151,15 +151,22 @@ def as_dict(cfg: Any) -> dict[str, Any]:
 class RetrainConfig:
     """Fine-tuning the served model on users' feedback, and the gate a candidate must pass."""
 
-    epochs: int = option(3, "Passes over the mix of feedback and replayed MNIST images.")
-    replay: int = option(16000, "MNIST training images replayed each epoch, so MNIST is not forgotten.")
+    epochs: int = option(3, "Passes over the mix of feedback and replayed images.")
+    replay: int = option(
+        16000, "Images replayed each epoch (MNIST and real handwriting), so nothing learned is forgotten."
+    )
+    real_replay: int = option(
+        6000,
+        "Of those, real handwriting: train-split digits of the sets on this machine (never downloaded"
+        " by a retraining), so a correction is learned beside real writers' digits (0 = MNIST only).",
+    )
     feedback_share: float = option(
         0.25, "Share of each epoch taken by feedback samples (oversampled when there are few)."
     )
     neighbours: int = option(
         4,
-        "MNIST training images nearest each correction (in the served model's features) replayed"
-        " as often as the correction, so the boundary moves only between them (0 = off).",
+        "Replayed images nearest each correction (in the served model's features) replayed as"
+        " often as the correction, so the boundary moves only between them (0 = off).",
     )
     augment: float = option(
         0.5, "Scale of the mild random rotation, shift, zoom, shear and warp of every image (0 = none)."
@@ -188,6 +195,9 @@ class RetrainConfig:
     data_dir: Path | None = option(
         None, "Folder with the MNIST IDX files (default: $MNIST_DIR, cache, download)."
     )
+    handwriting_dir: Path | None = option(
+        None, "Folder with the real-handwriting sets (default: $HANDWRITING_DIR, then the user cache)."
+    )
     out: Path | None = option(None, "Model folder to fine-tune and publish into (default: the served model).")
 
     to_dict = as_dict
@@ -200,7 +210,7 @@ class RetrainConfig:
         if unknown:
             raise ValueError(f"unknown retraining settings: {', '.join(sorted(unknown))}")
         kw = dict(values)
-        for key in ("data_dir", "out"):
+        for key in ("data_dir", "handwriting_dir", "out"):
             if kw.get(key):
                 kw[key] = Path(kw[key])
         return cls(**kw)
@@ -219,4 +229,6 @@ def retrain_config_dict(overrides: dict[str, Any] | None = None) -> dict[str, An
     values.update(overrides or {})
     if settings.mnist_dir and not values.get("data_dir"):
         values["data_dir"] = str(settings.mnist_dir)
+    if settings.handwriting_dir and not values.get("handwriting_dir"):
+        values["handwriting_dir"] = str(settings.handwriting_dir)
     return RetrainConfig.from_dict(values).to_dict()

@@ -237,7 +237,7 @@ def _tiny_classifier():  # noqa: ANN202 - keras.Model
 
 
 def test_nearest_images_finds_each_anchor_and_its_look_alikes() -> None:
-    from training.retrain import nearest_images, teacher_view
+    from training.replay import nearest_images, teacher_view
 
     rng = np.random.default_rng(0)
     pool = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)
@@ -254,21 +254,21 @@ def test_nearest_images_finds_each_anchor_and_its_look_alikes() -> None:
 
 
 def test_training_mix_replays_the_neighbours_of_corrections_only() -> None:
-    from training.retrain import _training_mix
+    from training.replay import training_mix
 
     rng = np.random.default_rng(1)
-    x_mn = rng.integers(0, 256, (500, 28, 28), dtype=np.uint8)
-    y_mn = rng.integers(0, 10, 500)
+    x_mn = rng.integers(0, 256, (100, 28, 28), dtype=np.uint8)  # the whole pool is replayed
+    y_mn = rng.integers(0, 10, 100)
     x_fb = x_mn[[3, 4]].astype(np.float32) / 255.0
     y_fb = np.array([1, 2])
     corrected = np.array([True, False])
     cfg = RetrainConfig(replay=100, feedback_share=0.5, neighbours=1, distill=0.0)
-    x, t = _training_mix(cfg, x_fb, y_fb, x_mn, y_mn, teacher=_tiny_classifier(), corrected=corrected)
-    plain, _ = _training_mix(
+    x, t = training_mix(cfg, x_fb, y_fb, x_mn, y_mn, teacher=_tiny_classifier(), corrected=corrected)
+    plain, _ = training_mix(
         RetrainConfig(replay=100, feedback_share=0.5, distill=0.0), x_fb, y_fb, x_mn, y_mn
     )
-    # 100 replayed + 100 feedback; with neighbours, the correction's nearest MNIST image (itself,
-    # image 3) is replayed as often as each feedback sample (50 times) with its MNIST label.
+    # 100 replayed + 100 feedback; with neighbours, the correction's nearest replayed image
+    # (itself, image 3) is replayed as often as each feedback sample (50 times) with its label.
     assert len(plain) == 200 and len(x) == 250
     copies = np.all(np.isclose(x, x_mn[3] / 255.0), axis=(1, 2))
     assert copies.sum() - np.all(np.isclose(plain, x_mn[3] / 255.0), axis=(1, 2)).sum() == 50
@@ -470,3 +470,19 @@ def test_retrain_cli_end_to_end(served: Path, mnist, tmp_path: Path, gate_flags:
         assert aside.parent == tmp_path / "data" / "candidates"
         assert (aside / "model.keras").is_file() and (aside / "report.json").is_file()
     assert FeedbackStore().integrity_check() == "ok"
+
+
+def test_real_replay_takes_train_digits_found_here_and_never_downloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.handwriting import handwriting_dir
+    from training import handwriting
+    from training.replay import real_pool
+
+    x, y, card = real_pool(60, handwriting_dir(), seed=0)
+    assert x.shape == (60, 28, 28) and x.dtype == np.uint8 and len(y) == 60
+    assert card["count"] == 60 and card["sets"] == sorted(handwriting.TRAIN_SETS)
+    monkeypatch.setenv("DIGIT_APP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(handwriting, "UCI", "http://127.0.0.1:9/nothing-listens")
+    x, y, card = real_pool(60, tmp_path / "empty", seed=0)
+    assert len(x) == 0 and card["count"] == 0 and not (tmp_path / "cache").exists()

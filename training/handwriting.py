@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from digit_app.config import get_settings
-from training.fetch import DataError, download, sha256
+from training.fetch import DataError, sha256
+from training.fetch import download as fetch_file
 from training.lzw import unlzw
 
 TRAIN, DEV = "train", "dev"
@@ -337,7 +338,7 @@ def _fetch_missing(s: SetSpec, missing: list[str], cache: Path, progress: bool) 
                 raise DataError(f"wrong SHA-256 {sha256(data)[:12]}… (expected {s.files[rel][:12]}…)")
             return data
 
-        download(rel, s.urls[rel], cache / rel, check, progress=progress and bar is None)
+        fetch_file(rel, s.urls[rel], cache / rel, check, progress=progress and bar is None)
         if bar is not None:
             bar.update()
     if bar is not None:
@@ -350,9 +351,11 @@ def locate(
     root: Path | None = None,
     cache: Path | None = None,
     progress: bool = True,
+    download: bool = True,
 ) -> dict[str, Path]:
     """The set's files for these splits: in `root` ($HANDWRITING_DIR), else the cache, else
-    downloaded into the cache where the set has a public home. Raises naming what is missing."""
+    (with `download`) downloaded into the cache where the set has a public home. Raises naming
+    what is missing."""
     s = spec(name)
     settings = get_settings()
     root = root if root is not None else settings.handwriting_dir
@@ -364,7 +367,7 @@ def locate(
         path = next((p for p in places if p.is_file()), None)
         if path is not None:
             found[rel] = path
-        elif rel in s.urls:
+        elif rel in s.urls and download:
             missing.append(rel)
         else:
             where = ", ".join(str(p.parent) for p in places)
@@ -381,10 +384,11 @@ def load_set(
     root: Path | None = None,
     cache: Path | None = None,
     progress: bool = True,
+    download: bool = True,
 ) -> HandwritingSet:
     """The verified samples of `splits` of one set."""
     s = spec(name)
-    paths = locate(name, splits, root, cache, progress)
+    paths = locate(name, splits, root, cache, progress, download)
     raw = {rel: _read_verified(path, rel, s.files[rel]) for rel, path in paths.items()}
     samples = [x for x in s.parse(raw) if x.split in splits]
     for x in samples:
@@ -395,14 +399,18 @@ def load_set(
 
 
 def load_sets(
-    names: Iterable[str], root: Path | None = None, allow_missing: bool = False, progress: bool = True
+    names: Iterable[str],
+    root: Path | None = None,
+    allow_missing: bool = False,
+    progress: bool = True,
+    download: bool = True,
 ) -> tuple[dict[str, HandwritingSet], dict[str, str]]:
     """The train splits of several sets; with `allow_missing`, the ones that cannot be had are
     left out and returned with the reason instead of stopping the run."""
     loaded, missing = {}, {}
     for name in names:
         try:
-            loaded[name] = load_set(name, (TRAIN,), root, progress=progress)
+            loaded[name] = load_set(name, (TRAIN,), root, progress=progress, download=download)
         except DataError as exc:
             if not allow_missing:
                 raise

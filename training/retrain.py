@@ -33,6 +33,7 @@ from digit_app.feedback import FeedbackStore  # noqa: E402
 from digit_app.jobs import JobBusyError, JobStore  # noqa: E402
 from training.config import add_config_arguments  # noqa: E402
 from training.data import DataError, load_mnist  # noqa: E402
+from training.replay import predict, real_pool, training_mix  # noqa: E402
 
 
 class CancelledError(Exception):
@@ -127,72 +128,6 @@ def _progress_callback(reporter: Reporter, epochs: int, steps_per_epoch: int) ->
     return _Progress()
 
 
-def _training_mix(
-    cfg: RetrainConfig,
-    x_fb: np.ndarray,
-    y_fb: np.ndarray,
-    x_mn: np.ndarray,
-    y_mn: np.ndarray,
-    teacher: Any = None,
-    corrected: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One epoch's worth: the replay sample plus the feedback repeated up to its share.
-
-    Targets are probability vectors: one-hot for the feedback; for the replayed MNIST images
-    a blend of the label and the served model's own answer (`distill`), which keeps the
-    fine-tuned model's behaviour on MNIST close to the served one (learning without forgetting).
-    With `neighbours`, the MNIST images that look most like each correction (`corrected` marks
-    them) are replayed as often as it is: a flagged 1 is learned as a 1 next to the MNIST 7s
-    it resembles, so the boundary moves between them instead of swallowing those 7s.
-    """
-    rng = np.random.default_rng(cfg.seed)
-    replay = rng.choice(len(x_mn), size=min(cfg.replay, len(x_mn)), replace=False)
-    share = min(max(cfg.feedback_share, 0.0), 0.9)
-    n_fb = max(len(x_fb), int(round(len(replay) * share / max(1e-9, 1.0 - share))))
-    fb_idx = np.resize(rng.permutation(len(x_fb)), n_fb)
-    pool_probs = None
-    if teacher is not None and cfg.neighbours > 0:
-        pool_features, pool_probs = teacher_view(teacher, x_mn)  # one pass serves both uses
-        anchors = x_fb if corrected is None else x_fb[corrected]
-        near = nearest_images(teacher_view(teacher, anchors)[0], pool_features, cfg.neighbours)
-        if len(near):
-            repeats = max(1, int(round(n_fb / len(x_fb))))
-            replay = np.concatenate([replay, np.tile(near, repeats)])
-    x_replay = x_mn[replay].astype(np.float32) / 255.0
-    t_replay = np.eye(10, dtype=np.float32)[y_mn[replay]]
-    if teacher is not None and cfg.distill > 0:
-        answers = pool_probs[replay] if pool_probs is not None else _predict(teacher, x_replay)
-        t_replay = (1 - cfg.distill) * t_replay + cfg.distill * answers
-    x = np.concatenate([x_replay, x_fb[fb_idx]])
-    t = np.concatenate([t_replay, np.eye(10, dtype=np.float32)[y_fb[fb_idx]]])
-    return x, t
-
-
-def teacher_view(model: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The features the model classifies from (the input of its last layer, unit length) and
-    its probabilities, from one pass over the images."""
-    import keras
-
-    if len(images) == 0:
-        return np.zeros((0, 1), np.float32), np.zeros((0, 10), np.float32)
-    view = keras.Model(model.inputs, [model.layers[-1].input, model.outputs[0]])
-    features, probs = _predict(view, images)
-    features = features.reshape(len(images), -1)
-    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-9), probs
-
-
-def nearest_images(anchors: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
-    """Indices into `pool` of the k rows most similar (cosine) to each anchor row; each index once."""
-    if len(anchors) == 0 or len(pool) == 0 or k <= 0:
-        return np.zeros(0, np.int64)
-    k = min(k, len(pool))
-    found = []
-    for start in range(0, len(anchors), 256):  # bounded memory: 256 x len(pool) similarities at a time
-        sims = anchors[start : start + 256] @ pool.T
-        found.append(np.argpartition(-sims, k - 1, axis=1)[:, :k].ravel())
-    return np.unique(np.concatenate(found))
-
-
 def _dataset(cfg: RetrainConfig, x: np.ndarray, y: np.ndarray) -> Any:
     import tensorflow as tf
 
@@ -211,13 +146,6 @@ def _dataset(cfg: RetrainConfig, x: np.ndarray, y: np.ndarray) -> Any:
         .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
-
-
-def _predict(model: Any, x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float32)
-    if x.max(initial=0) > 1.5:
-        x = x / 255.0
-    return model.predict(x[..., None], batch_size=1024, verbose=0)
 
 
 def gate(
@@ -296,13 +224,19 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
             "there is no feedback to learn from yet: confirm or correct some predictions first"
         )
     mnist = load_mnist(cfg.data_dir or settings.mnist_dir, progress=False)
+    x_real, y_real, real_card = real_pool(
+        cfg.real_replay,
+        cfg.handwriting_dir or settings.handwriting_dir,
+        cfg.seed,
+        settings.cache_dir / "rendered",
+    )
     n_test = min(cfg.test_limit or len(mnist.y_test), len(mnist.y_test))
     x_te, y_te = mnist.x_test[:n_test], mnist.y_test[:n_test].astype(np.int64)
 
     keras.utils.set_random_seed(cfg.seed)
     base = load_model(keras_file)
-    base_test = _predict(base, x_te)
-    base_fb = _predict(base, x_fb)
+    base_test = predict(base, x_te)
+    base_fb = predict(base, x_fb)
     model = load_model(keras_file)
     if cfg.freeze_batchnorm:  # a frozen BatchNormalization layer also runs in inference mode
         for layer in model.layers:
@@ -310,9 +244,12 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
                 layer.trainable = False
 
     corrected = (pred_fb >= 0) & (pred_fb != y_fb)
-    x_mix, y_mix = _training_mix(
-        cfg, x_fb, y_fb, mnist.x_train, mnist.y_train, teacher=base, corrected=corrected
-    )
+    mnist_part = np.random.default_rng(cfg.seed).permutation(len(mnist.y_train))[
+        : max(0, cfg.replay - len(y_real))
+    ]
+    x_pool = np.concatenate([mnist.x_train[mnist_part], x_real])
+    y_pool = np.concatenate([mnist.y_train[mnist_part], y_real])
+    x_mix, y_mix = training_mix(cfg, x_fb, y_fb, x_pool, y_pool, teacher=base, corrected=corrected)
     ds = _dataset(cfg, x_mix, y_mix)
     steps_per_epoch = int(ds.cardinality().numpy())
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, max(1, cfg.epochs * steps_per_epoch))
@@ -339,8 +276,8 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
         raise CancelledError()
 
     reporter.update(force=True, phase="evaluating the candidate")
-    cand_test = _predict(model, x_te)
-    cand_fb = _predict(model, x_fb)
+    cand_test = predict(model, x_te)
+    cand_fb = predict(model, x_fb)
     report = gate(cfg, y_te, base_test, cand_test, y_fb, base_fb, cand_fb)
     corrections = int(corrected.sum())
     learned = (cand_fb.argmax(1) == y_fb)[corrected]
@@ -357,7 +294,8 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
         "data": {
             "source": mnist.source,
             "sha256": mnist.sha256,
-            "counts": {"feedback": int(len(y_fb)), "corrections": corrections, "replay": int(cfg.replay)},
+            "counts": {"feedback": int(len(y_fb)), "corrections": corrections, "replay": int(len(y_pool))},
+            "handwriting": real_card,
         },
         "timings": {"fit_seconds": round(fit_seconds, 1)},
         "files": {
