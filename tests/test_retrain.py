@@ -188,8 +188,12 @@ def test_republish_without_card_and_of_a_missing_version(tmp_path: Path) -> None
 def test_retrain_config_dict_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DIGIT_APP_RETRAIN_CONFIG", raising=False)
     monkeypatch.setenv("MNIST_DIR", str(tmp_path / "mnist"))
+    monkeypatch.delenv("HANDWRITING_DIR", raising=False)
     values = retrain_config_dict()
     assert values == {**RetrainConfig().to_dict(), "data_dir": str(tmp_path / "mnist")}
+
+    monkeypatch.setenv("HANDWRITING_DIR", str(tmp_path / "hw"))
+    assert retrain_config_dict()["handwriting_dir"] == str(tmp_path / "hw")
 
     monkeypatch.setenv("DIGIT_APP_RETRAIN_CONFIG", '{"epochs": 1, "replay": 500}')
     values = retrain_config_dict({"replay": 2000, "data_dir": "/elsewhere"})
