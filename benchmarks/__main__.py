@@ -1,7 +1,7 @@
 """Run every benchmark and refresh BENCHMARKS.md: `python -m benchmarks` (or `make bench`).
 
 python -m benchmarks                      # all
-python -m benchmarks training speed       # some: training, handwriting, strings, speed, browser_latency, retrain, tflite, container
+python -m benchmarks training speed       # some: training, handwriting, rules, strings, speed, browser_latency, retrain, tflite, container
 """
 
 from __future__ import annotations
@@ -9,7 +9,17 @@ from __future__ import annotations
 import importlib
 import sys
 
-ORDER = ("training", "handwriting", "strings", "speed", "browser_latency", "retrain", "tflite", "container")
+ORDER = (
+    "training",
+    "handwriting",
+    "rules",
+    "strings",
+    "speed",
+    "browser_latency",
+    "retrain",
+    "tflite",
+    "container",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

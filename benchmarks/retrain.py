@@ -2,10 +2,10 @@
 
     python -m benchmarks.retrain [--corrections 200]
 
-Corrections are pendigits drawings (../shared/handwriting, the canvas's own pixels with a bold
-18 px pen, which the served model gets wrong far more often than the Draw page's redrawn
-strokes, so there are enough real errors to learn from) that the served model gets wrong, stored with their true labels, exactly as the Draw
-page stores a correction. Each run is `python -m training.retrain` in a fresh process
+Corrections are digits by dev writers (../shared/handwriting: pendigits as bold pixels, fit and
+redrawn, semeion, UNIPEN, scans, optdigits) that the served model gets wrong, stored with their
+true labels, exactly as the pages store a correction. Half of the errors found are held out, to
+see whether the candidate generalises. Each run is `python -m training.retrain` in a fresh process
 against a copy of the served model, timed from process start to the published version.
 The poisoning run stores 200 drawings the model reads correctly under a wrong label.
 """
@@ -24,27 +24,59 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.handwriting import handwriting_dir, mnist_dir, pendigits
+from benchmarks.handwriting import (
+    handwriting_dir,
+    mnist_dir,
+    optdigits,
+    pendigits,
+    pendigits_fit,
+    scans,
+    semeion,
+    unipen,
+)
 from benchmarks.report import write_section
 from digit_app.config import PROJECT_ROOT, get_settings
 
+# Where the honest corrections come from: dev writers of every set, through the app's own paths
+# (a throwaway candidate learns from them; nothing trained here is ever published).
+SOURCES = (
+    ("pendigits dev, bold pixels", lambda root: pendigits(root, pixels=True)),
+    ("semeion", semeion),
+    ("UNIPEN dev", unipen),
+    ("pendigits dev, fit to the canvas", pendigits_fit),
+    ("pendigits dev", pendigits),
+    ("scans dev", scans),
+    ("optdigits windep", optdigits),
+)
 
-def _collect(n: int) -> tuple[list, list, list]:
-    """(wrong, held-out wrong, right) pendigits results through the app's own pipeline."""
+
+def _collect(n: int) -> tuple[list, list, list, dict[str, int]]:
+    """(wrong, held-out wrong, right, where the wrong ones came from), read through the app's
+    own pipeline. Wrong ones alternate between the corrections and the held-out list, so both
+    hold every source."""
     from digit_app.predictor import served_predictor
     from digit_app.recognize import recognize
 
     predictor = served_predictor()
-    wrong, right = [], []
-    for _name, canvas, label in pendigits(handwriting_dir(), pixels=True):
-        result = recognize(canvas, predictor, single=True)
-        if not result.detail:
-            continue
-        d = result.detail[0]
-        (wrong if d.label != label else right).append((d, label, predictor.version))
-        if len(wrong) >= 2 * n and len(right) >= n:
+    wrong, held, right, origin = [], [], [], {}
+    for source, samples in SOURCES:
+        for _name, image, label in samples(handwriting_dir()):
+            result = recognize(image, predictor, single=True)
+            if len(result.detail) != 1:
+                continue
+            d = result.detail[0]
+            if d.label == label:
+                if len(right) < n:
+                    right.append((d, label, predictor.version))
+                continue
+            if len(wrong) <= len(held) and len(wrong) < n:
+                wrong.append((d, label, predictor.version))
+                origin[source] = origin.get(source, 0) + 1
+            elif len(held) < n:
+                held.append((d, label, predictor.version))
+        if len(wrong) >= n and len(held) >= n:
             break
-    return wrong[:n], wrong[n : 2 * n], right[:n]
+    return wrong, held, right, origin
 
 
 def _store(db_url: str, items: list, relabel: bool = False) -> None:
@@ -128,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         "--set", default="", help="Retraining config overrides as JSON, e.g. '{\"epochs\": 2}'."
     )
     args = parser.parse_args(argv)
-    wrong, held, right = _collect(args.corrections)
-    print(f"collected {len(wrong)} corrections, {len(held)} held out, {len(right)} for poisoning", flush=True)
+    wrong, held, right, origin = _collect(args.corrections)
+    print(
+        f"collected {len(wrong)} corrections {origin}, {len(held)} held out, {len(right)} for poisoning",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-retrain-") as tmp:
         good = _run(Path(tmp) / "good", wrong, relabel=False, overrides=args.set)
         print(
@@ -147,10 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     g, p = good["result"]["gate"], poison["result"].get("gate", {})
     drop = 100 * (g["mnist_test"]["served"] - g["mnist_test"]["candidate"])
+    sources = ", ".join(f"{k} {v}" for k, v in origin.items())
     body = f"""
-`python -m benchmarks.retrain`: {len(wrong)} real corrections (pendigits drawings the served model
-reads wrong, with their true labels) are stored, then `python -m training.retrain` runs in a fresh
-process with the default retraining config, timed from process start to the end of the job.
+`python -m benchmarks.retrain`: {len(wrong)} real corrections (drawings and scans by dev writers
+that the served model reads wrong through the app's own path, stored with their true labels: {sources})
+are stored, then `python -m training.retrain` runs in a fresh process with the default retraining
+config, timed from process start to the end of the job. The candidates are thrown away.
 
 | figure | value | target |
 |---|---|---|

@@ -74,13 +74,6 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: _env_path("DIGIT_APP_DATA_DIR", PROJECT_ROOT / "data"))
     # Predictions below this confidence are shown as "unsure" (?).
     unsure_threshold: float = field(default_factory=lambda: _env_float("DIGIT_APP_UNSURE_THRESHOLD", 0.5))
-    # The second look at a 7 whose runner-up is 1 (`digit_app.predictor`): the digit is read
-    # again turned this many degrees counter-clockwise (0 turns the second look off) ...
-    second_look_degrees: float = field(
-        default_factory=lambda: _env_float("DIGIT_APP_SECOND_LOOK_DEGREES", 8.0)
-    )
-    # ... and is read as 1 when the turned copy is a 1 with at least this probability.
-    second_look_min: float = field(default_factory=lambda: _env_float("DIGIT_APP_SECOND_LOOK_MIN", 0.9))
     # Run the served version through its TensorFlow Lite twin when the store has one
     # (`<model_store>/<model_name>-tflite/<N>/model_float.tflite`, written when a version is
     # published, or by `python -m training.export_tflite`): the same network, about ten times

@@ -44,8 +44,6 @@ _LITE_ONE_BY_ONE = 128
 _LITE_CHUNK = 256
 # The twin must give the SavedModel's probabilities to within this on a probe batch.
 _LITE_TOLERANCE = 1e-4
-# The second look is for a 7 whose runner-up is 1 (see `Predictor.predict_probabilities`).
-_LOOKED_AT, _RUNNER_UP, _TAKEN = 7, 1, 1
 
 
 def _exempt_from_cyclic_gc() -> None:
@@ -156,9 +154,6 @@ class Predictor:
     # The version's and the checker's TensorFlow Lite twins, when the store has ones that agree.
     _lite: _Lite | None = field(default=None, repr=False)
     _checker_lite: _Lite | None = field(default=None, repr=False)
-    # The second look at 7-or-1 (see `predict_probabilities`); 0 degrees turns it off.
-    second_look_degrees: float = field(default_factory=lambda: get_settings().second_look_degrees)
-    second_look_min: float = field(default_factory=lambda: get_settings().second_look_min)
 
     @property
     def runtime(self) -> str:
@@ -217,20 +212,8 @@ class Predictor:
         return self._checker_fn is not None
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
-        """(N,28,28[,1]) float in 0..1, white ink on black -> (N,10) probabilities.
-
-        With the second look: a digit read as 7 with 1 as the runner-up is read again turned
-        `second_look_degrees` counter-clockwise, and its probabilities become the turned copy's
-        when that copy is a 1 with at least `second_look_min`. Many people write 1 with a long
-        flag and a slanted stem; MNIST's 1s are bare, so the model takes such a 1 for a 7.
-        Turned a little to the left, the stem stands upright and the flag points down, and the
-        model sees the 1, while a 7's bar stays a bar. See BENCHMARKS.md for what it moved and
-        what it cost (a few thin MNIST 7s with short bars).
-        """
-        p = self._digit_model(images)
-        if self.second_look_degrees and len(p):
-            p = self._second_look(images, p)
-        return p
+        """(N,28,28[,1]) float in 0..1, white ink on black -> (N,10) probabilities."""
+        return self._digit_model(images)
 
     def _digit_model(self, images: np.ndarray) -> np.ndarray:
         """The network's probabilities, from the Lite twin when there is one."""
@@ -238,19 +221,6 @@ class Predictor:
             return self._run(self._fn, OUTPUT_NAME, images, 10)
         x = _as_batch(images)
         return self._lite(x) if len(x) else np.zeros((0, 10), np.float32)
-
-    def _second_look(self, images: np.ndarray, p: np.ndarray) -> np.ndarray:
-        order = np.argsort(-p, axis=1)
-        rows = np.flatnonzero((order[:, 0] == _LOOKED_AT) & (order[:, 1] == _RUNNER_UP))
-        if not len(rows):
-            return p
-        x = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28)[rows]
-        turned = self._digit_model(rotate_digits(x, self.second_look_degrees))
-        take = (turned.argmax(axis=1) == _TAKEN) & (turned[:, _TAKEN] >= self.second_look_min)
-        if take.any():
-            p = p.copy()
-            p[rows[take]] = turned[take]
-        return p
 
     def one_digit_probability(self, images: np.ndarray) -> np.ndarray:
         """(N,28,28[,1]) -> (N,) P(the piece is one digit, not two touching digits or a part of one)."""
@@ -332,14 +302,6 @@ def _as_batch(images: np.ndarray) -> np.ndarray:
     if x.ndim != 4 or x.shape[1:] != (28, 28, 1):
         raise ValueError(f"expected images of shape (N, 28, 28, 1), got {x.shape}")
     return x
-
-
-def rotate_digits(images: np.ndarray, degrees: float) -> np.ndarray:
-    """(N,28,28) digits turned `degrees` counter-clockwise about the image centre."""
-    m = cv2.getRotationMatrix2D((13.5, 13.5), degrees, 1.0)
-    return np.stack(
-        [cv2.warpAffine(np.ascontiguousarray(a), m, (28, 28), flags=cv2.INTER_LINEAR) for a in images]
-    )
 
 
 _served_lock = threading.Lock()

@@ -71,6 +71,7 @@ def test_draw_three_digit_number(page: object) -> None:
     draw(page, strokes)
     wait_for_strokes(page, len(strokes))
     assert metric(page) == "385"
+    assert page.locator('[data-testid="stAppDeployButton"]').count() == 0  # client.toolbarMode
 
 
 def _go_upload(page: object) -> None:

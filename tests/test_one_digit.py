@@ -105,7 +105,11 @@ def test_the_shipped_checker_runs_on_its_twin_and_a_wrong_twin_is_refused(tmp_pa
     (store / "one_digit").symlink_to(served_store, target_is_directory=True)
     wrong = model_store.tflite_dir(store / "one_digit", 1)  # the digit model's twin in the checker's place
     wrong.mkdir(parents=True)
-    shutil.copy(model_store.tflite_dir(STORE / "mnist_cnn", 6) / model_store.TFLITE_FLOAT, wrong)
+    shutil.copy(
+        model_store.tflite_dir(STORE / "mnist_cnn", latest_version(STORE / "mnist_cnn"))
+        / model_store.TFLITE_FLOAT,
+        wrong,
+    )
     capsys.readouterr()
     predictor = Predictor.load(store / "mnist_cnn")
     assert "not used" in capsys.readouterr().out
@@ -134,7 +138,9 @@ def test_a_broken_checker_is_skipped_not_fatal(tmp_path, kind):
         (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
     else:  # loads, but answers `probabilities` (N, 10), not `one_digit` (N, 1)
         broken.parent.mkdir()
-        broken.symlink_to(STORE / "mnist_cnn" / "6", target_is_directory=True)
+        broken.symlink_to(
+            STORE / "mnist_cnn" / str(latest_version(STORE / "mnist_cnn")), target_is_directory=True
+        )
     predictor = Predictor.load(store / "mnist_cnn")
     assert predictor.predict_probabilities(np.zeros((1, 28, 28), np.float32)).shape == (1, 10)
     assert not predictor.has_checker
