@@ -23,6 +23,8 @@ _MNIST_NAMES = (
 
 # Training runs of tests that are not about real handwriting learn from MNIST alone (faster).
 MNIST_ONLY = {f"{name}_share": 0.0 for name in ("pendigits", "unipen", "scans", "optdigits", "mfeat")}
+# A training run small enough for a smoke test (seconds), not for accuracy.
+TINY = dict(epochs=1, limit=256, batch_size=64, width=8, dense_units=16, cache_renders=False)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 from digit_app import model_store
 from digit_app.config import PROJECT_ROOT
 from digit_app.predictor import Predictor
-from tests.conftest import MNIST_ONLY
+from tests.conftest import MNIST_ONLY, TINY
 from training.calibrate import calibration_error, fit_temperature, nll, scale
 
 
@@ -61,11 +61,7 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Pat
         TrainConfig(
             data_dir=mnist_dir,
             out=out,
-            epochs=1,
-            limit=256,
-            batch_size=64,
-            width=8,
-            dense_units=16,
+            **TINY,
             **MNIST_ONLY,
         ),
         0,

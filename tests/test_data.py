@@ -7,8 +7,6 @@ serves copies of the shared MNIST files (and broken variants of them) from a tem
 from __future__ import annotations
 
 import gzip
-import http.client
-import http.server
 import shutil
 import socket
 import socketserver
@@ -23,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis.extra import numpy as hnp
 
+from tests.http_support import FolderHandler, serve
 from training import data, fetch
 from training.data import DataError
 
@@ -272,13 +271,10 @@ def mirrors(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
     log: list[str] = []
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
+    class Handler(FolderHandler):
         def do_GET(self) -> None:
-            log.append(self.path)
             if self.path.startswith("/short/"):  # announces the full length, sends half, hangs up
+                self.requests.append(self.path)
                 body = (root / self.path.lstrip("/")).read_bytes()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
@@ -289,19 +285,8 @@ def mirrors(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 return
             super().do_GET()
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Mirrors(base=f"http://127.0.0.1:{server.server_port}", root=root, requests=log)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(root, log, Handler) as base:
+        yield Mirrors(base=base, root=root, requests=log)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from digit_app.reading.normalize import center_in_field, center_of_mass
-from tests.conftest import MNIST_ONLY
+from tests.conftest import MNIST_ONLY, TINY
 from training.config import TrainConfig
 from training.data import load_mnist
 
@@ -105,11 +105,7 @@ def test_a_deskewing_model_trains_exports_and_runs_on_its_twin(tmp_path: Path, m
         data_dir=mnist_dir,
         out=out,
         deskew=True,
-        epochs=1,
-        limit=256,
-        batch_size=64,
-        width=8,
-        dense_units=16,
+        **TINY,
         **MNIST_ONLY,
     )
     card = train(cfg, verbose=0)

@@ -8,10 +8,8 @@ on 127.0.0.1 that serves those files (and broken variants of them) the way their
 from __future__ import annotations
 
 import hashlib
-import http.server
 import random
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.handwriting import handwriting_dir
+from tests.http_support import serve
 from tests.lzw_encode import compress_z
 from training import handwriting as H
 from training import mixing
@@ -230,28 +229,8 @@ def homes(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home
     (site / "altered" / "mfeat" / "mfeat-pix").write_bytes(b"0 " * 240 + b"\n")
     (site / "repo").symlink_to(root / "scans")
     log: list[str] = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(site), **kwargs)
-
-        def do_GET(self) -> None:
-            log.append(self.path)
-            super().do_GET()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Homes(f"http://127.0.0.1:{server.server_port}", site, log)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(site, log) as base:
+        yield Homes(base, site, log)
 
 
 def test_public_sets_are_downloaded_verified_and_cached(

@@ -13,12 +13,11 @@ import pytest
 from digit_app import model_store
 from digit_app.config import PROJECT_ROOT, get_settings
 from digit_app.predictor import Predictor
+from tests.conftest import TINY
 from tests.handwriting import handwriting_dir
 from training.config import TrainConfig
 from training.data import load_mnist
 from training.handwriting import TRAIN_SETS
-
-TINY = dict(epochs=1, limit=256, batch_size=64, width=8, dense_units=16, cache_renders=False)
 
 
 @pytest.fixture(scope="module")
