@@ -92,7 +92,7 @@ class Score:
         return 100.0 * self.correct / self.n if self.n else 0.0
 
 
-# --- data sets: each yields (id, input image, label) ------------------------------------------
+# --- data sets: each yields (id, input image, label[, strokes]) ------------------------------
 
 
 def canvas_strokes(
@@ -133,20 +133,19 @@ def render_strokes(
 def _pen(
     name: str, root: Path, fit: bool = False, pixels: bool = False
 ) -> Iterator[tuple[str, np.ndarray, int]]:
-    """A pen set's dev writers on the canvas: the strokes redrawn as the Draw page redraws them,
-    or with `pixels` the canvas's own bold pixels. pendigits keeps its tablet's box (a small
+    """A pen set's dev writers on the canvas: the strokes redrawn as the Draw page redraws them
+    (and the strokes, which the pen model reads), or with `pixels` the canvas's own bold pixels. pendigits keeps its tablet's box (a small
     drawing stays small); UNIPEN's sources have no common box, so each drawing fills the canvas.
     UNIPEN samples its curators found suspect are left out."""
     box = (500, 500)
     for s in load_set(name, (DEV,), root, progress=False).samples:
         if s.suspect is not None:
             continue
-        strokes = list(s.strokes)
-        if pixels:
-            image = render_strokes(strokes, box, False, fit)
+        strokes = canvas_strokes(list(s.strokes), box, False, fit)
+        if pixels:  # a screenshot: pixels only, no strokes for the pen model
+            yield s.ident, render_strokes(list(s.strokes), box, False, fit), s.label, None
         else:
-            image = redraw_strokes(canvas_strokes(strokes, box, False, fit), (CANVAS, CANVAS))
-        yield s.ident, image, s.label
+            yield s.ident, redraw_strokes(strokes, (CANVAS, CANVAS)), s.label, strokes
 
 
 def pendigits(root: Path, fit: bool = False, pixels: bool = False) -> Iterator[tuple[str, np.ndarray, int]]:
@@ -195,8 +194,8 @@ def _predict(predictor, images: list[np.ndarray]) -> np.ndarray:
 def score_single(name: str, samples: Iterator, predictor, limit: int | None, keep_wrong: int = 0) -> Score:
     sc = Score(name)
     t0 = time.perf_counter()
-    ids, images, labels, missing_ids = [], [], [], []
-    for i, (sid, data, label) in enumerate(samples):
+    ids, images, labels, missing_ids, drawings = [], [], [], [], []
+    for i, (sid, data, label, *strokes) in enumerate(samples):
         if limit is not None and i >= limit:
             break
         sc.n += 1
@@ -213,7 +212,10 @@ def score_single(name: str, samples: Iterator, predictor, limit: int | None, kee
         ids.append(sid)
         images.append(st.final)
         labels.append(label)
+        drawings.append(strokes[0] if strokes else None)
     probs = _predict(predictor, images)
+    if any(d is not None for d in drawings):
+        probs = predictor.blend_pen(probs, drawings)
     threshold = predictor.unsure_threshold
     for sid, img, label, p in zip(ids, images, labels, probs):
         got = int(p.argmax())
@@ -235,22 +237,23 @@ def score_page(name: str, samples: Iterator, predictor, limit: int | None) -> Sc
 
     sc = Score(name)
     t0 = time.perf_counter()
-    chunk: list[tuple[np.ndarray, int]] = []
+    chunk: list[tuple[np.ndarray, int, list | None]] = []
 
     def flush() -> None:
-        for result, (_, label) in zip(
-            recognize_batch([img for img, _ in chunk], predictor, single=False), chunk
+        images, drawings = [c[0] for c in chunk], [c[2] for c in chunk]
+        for result, (_, label, _) in zip(
+            recognize_batch(images, predictor, single=False, strokes=drawings), chunk
         ):
             sc.correct += int(result.digits == str(label))
             sc.unsure += int("?" in result.digits)
             sc.missing += int(len(result.digits) != 1)
         chunk.clear()
 
-    for i, (_, image, label) in enumerate(samples):
+    for i, (_, image, label, strokes) in enumerate(samples):
         if limit is not None and i >= limit:
             break
         sc.n += 1
-        chunk.append((image, label))
+        chunk.append((image, label, strokes))
         if len(chunk) == 256:
             flush()
     flush()
@@ -375,12 +378,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=None, help="Default: the served model.")
     parser.add_argument("--version", type=int, default=None)
     parser.add_argument("--save-wrong", type=Path, default=None, help="Write montages of the errors here.")
+    parser.add_argument("--no-pen", action="store_true", help="Read drawings from their pixels alone.")
     args = parser.parse_args(argv)
 
     from digit_app.predictor import Predictor
 
     settings = get_settings()
-    predictor = Predictor.load(args.model_dir or settings.model_dir, args.version, settings.unsure_threshold)
+    model_dir = args.model_dir or settings.model_dir
+    predictor = Predictor.load(model_dir, args.version, settings.unsure_threshold, pen=not args.no_pen)
     root = handwriting_dir()
     keep = 200 if args.save_wrong else 0
     scores: list[Score] = []
@@ -408,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {last.name}: {last.accuracy:.2f}% ({last.seconds:.0f}s)", file=sys.stderr, flush=True)
 
     print(
-        f"\nmodel {predictor.model_dir.name} v{predictor.version}, unsure below {predictor.unsure_threshold}"
+        f"\nmodel {predictor.model_dir.name} v{predictor.version}, unsure below {predictor.unsure_threshold},"
+        f" pen model {predictor.pen_version if predictor.has_pen else 'not used'}"
     )
     print(f"{'data set':<20} {'n':>6} {'accuracy':>9} {'unsure':>7} {'missed':>7} {'time':>6}")
     for sc in scores:

@@ -60,7 +60,7 @@ def _collect(n: int) -> tuple[list, list, list, dict[str, int]]:
     predictor = served_predictor()
     wrong, held, right, origin = [], [], [], {}
     for source, samples in SOURCES:
-        for _name, image, label in samples(handwriting_dir()):
+        for _name, image, label, *_ in samples(handwriting_dir()):
             result = recognize(image, predictor, single=True)
             if len(result.detail) != 1:
                 continue

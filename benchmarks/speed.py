@@ -4,7 +4,7 @@
 
 Drawings are real pen trajectories (../shared/handwriting/pendigits) rendered the way the
 canvas renders them, so preprocessing sees realistic input. One drawing is timed as the draw
-page runs it: the canvas's JSON paths and RGBA in, the strokes redrawn (`canvas_gray`), then
+page runs it: the canvas's JSON paths and RGBA in, the strokes redrawn (`read_canvas`), then
 `recognize` in multi mode. The batch runs as an upload batch of single-digit images does
 (`recognize_batch` of decoded grayscale images of the canvases' own pixels).
 """
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from digit_app.imageio import canvas_to_gray
     from digit_app.predictor import served_predictor
     from digit_app.recognize import crops_for, recognize, recognize_batch, results_for_many
-    from digit_app.strokes import canvas_gray
+    from digit_app.strokes import read_canvas
     from tests.handwriting import pendigits
 
     predictor = served_predictor()
@@ -72,12 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     canvases = [render_canvas(s) for s in samples]
     drawings = [(canvas_json(s), rgba) for s, rgba in zip(samples, canvases)]
     shape = canvases[0].shape[:2]
+
+    def draw_page(json_data: dict, rgba: np.ndarray) -> None:
+        """What the Draw page does with a drawing: pixels and strokes (read by the pen model too)."""
+        gray, strokes = read_canvas(json_data, rgba, shape)
+        recognize(gray, predictor, single=False, strokes=strokes)
+
     for json_data, rgba in drawings[:10]:  # warm-up
-        recognize(canvas_gray(json_data, rgba, shape), predictor, single=False)
+        draw_page(json_data, rgba)
     times = []
     for json_data, rgba in drawings:
         t = time.perf_counter()
-        recognize(canvas_gray(json_data, rgba, shape), predictor, single=False)
+        draw_page(json_data, rgba)
         times.append((time.perf_counter() - t) * 1000)
 
     # Throughput: a batch of single-digit images recognized as an upload batch is, end to end
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     body = (
         f"{len(times)} pendigits drawings as the canvas sends them (JSON paths and a 280x280 RGBA), timed one "
-        f"by one as the draw page runs them (strokes redrawn by `canvas_gray`, then `recognize` in multi mode); the batch cycles through them ({missed} without a digit). "
+        f"by one as the draw page runs them (strokes redrawn by `read_canvas`, then `recognize` in multi mode with the strokes, which the pen model reads when the store has one); the batch cycles through them ({missed} without a digit). "
         f"Model {predictor.model_dir.name} v{predictor.version} run on {predictor.runtime} "
         "(`DIGIT_APP_TFLITE=0`: always the SavedModel).\n\n" + "\n".join(rows)
     )

@@ -44,6 +44,9 @@ def _default_cache_dir() -> Path:
 # The one-digit checker: a second model in the same store (<model_store>/one_digit/<version>/),
 # read by segmentation to tell one digit from two touching digits or a piece of one.
 ONE_DIGIT_MODEL = "one_digit"
+# The pen model: reads a drawing's strokes (`training.pen`), blended with the digit model's answer
+# for drawings (<model_store>/pen_digit/<version>/).
+PEN_MODEL = "pen_digit"
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,11 @@ class Settings:
     def one_digit_dir(self) -> Path:
         """The folder holding the numbered versions of the one-digit checker."""
         return self.model_store / ONE_DIGIT_MODEL
+
+    @property
+    def pen_dir(self) -> Path:
+        """The folder holding the numbered versions of the pen model."""
+        return self.model_store / PEN_MODEL
 
 
 def get_settings() -> Settings:

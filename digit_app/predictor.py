@@ -5,21 +5,24 @@ Used by the pages, the CLI, evaluation and tests alike. It calls the SavedModel'
 per-image `model.predict`, and is safe to share between Streamlit sessions (threads).
 When the store holds the version's float TensorFlow Lite twin and it gives the same
 answers, the twin computes them instead: about ten times faster for one drawing.
+
+Beside the digit model it loads the store's newest one-digit checker (segmentation asks it)
+and pen model (`blend_pen`: a drawing's strokes give a second opinion), when there are ones.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from digit_app.config import ONE_DIGIT_MODEL, get_settings
+from digit_app.config import ONE_DIGIT_MODEL, PEN_MODEL, get_settings
+from digit_app.lite import Lite, checked_twin, probe_drawings, probe_images
 from digit_app.model_store import (
-    TFLITE_FLOAT,
     ModelStoreError,
     card_temperature,
     latest_version,
@@ -34,16 +37,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 CHECKER_OUTPUT = "one_digit"
+PEN_INPUT = "strokes"
 _MAX_BATCH = 1024
-# The TensorFlow Lite twin reads batches in chunks of _LITE_CHUNK (uploads, benchmarks); a rest
-# of up to _LITE_ONE_BY_ONE images (a drawing, its pieces) it reads one by one, which is faster
-# than a padded chunk up to about half a chunk. Both on all cores: XNNPACK splits even one
-# image's convolutions (2 cores, 2026-12-02: 0.17 ms an image against 0.34 ms on one core, and
-# 0.16 ms in chunks of 256), so segmentation's many small batches go twice as fast.
-_LITE_ONE_BY_ONE = 128
-_LITE_CHUNK = 256
-# The twin must give the SavedModel's probabilities to within this on a probe batch.
-_LITE_TOLERANCE = 1e-4
 
 
 def _exempt_from_cyclic_gc() -> None:
@@ -58,67 +53,6 @@ def _exempt_from_cyclic_gc() -> None:
 
     gc.collect()
     gc.freeze()
-
-
-def tflite_interpreter(model: bytes, threads: int = 1) -> object:
-    """LiteRT's interpreter when installed (what devices run), else TensorFlow's copy of it."""
-    import warnings
-
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter  # noqa: N806
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "tf.lite.Interpreter is deprecated"
-        interp = Interpreter(model_content=model, num_threads=threads)
-    interp.allocate_tensors()
-    return interp
-
-
-class _Lite:
-    """A version's float TensorFlow Lite twin: the same network run by XNNPACK.
-
-    A SavedModel call costs a couple of milliseconds of TensorFlow overhead even for one
-    image; the interpreter reads one in a fraction of a millisecond and big batches faster
-    too (BENCHMARKS.md). An interpreter is not thread-safe: each has its own lock.
-    """
-
-    def __init__(self, model: bytes) -> None:
-        cores = max(1, min(4, len(os.sched_getaffinity(0))))
-        self._one = tflite_interpreter(model, threads=cores)
-        self._many = tflite_interpreter(model, threads=cores)
-        index = self._many.get_input_details()[0]["index"]
-        self._many.resize_tensor_input(index, [_LITE_CHUNK, 28, 28, 1])
-        self._many.allocate_tensors()
-        # One lock per interpreter, taken per call: a drawing need not wait for a big batch.
-        self._one_lock, self._many_lock = threading.Lock(), threading.Lock()
-        # Tensor indices (the same in both interpreters; looked up once, not per call).
-        self._in = self._one.get_input_details()[0]["index"]
-        self._out = self._one.get_output_details()[0]["index"]
-
-    def _invoke(self, interp: object, x: np.ndarray) -> np.ndarray:
-        interp.set_tensor(self._in, x)
-        interp.invoke()
-        return interp.get_tensor(self._out).copy()
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """(N,28,28,1) float32 -> (N,10) probabilities."""
-        out = []
-        start = 0
-        while len(x) - start > _LITE_ONE_BY_ONE:
-            chunk = x[start : start + _LITE_CHUNK]
-            if len(chunk) < _LITE_CHUNK:
-                pad = np.zeros((_LITE_CHUNK - len(chunk), 28, 28, 1), np.float32)
-                chunk = np.concatenate([chunk, pad])
-            with self._many_lock:
-                out.append(self._invoke(self._many, chunk)[: len(x) - start])
-            start += _LITE_CHUNK
-        for i in range(start, len(x)):
-            with self._one_lock:
-                out.append(self._invoke(self._one, x[i : i + 1]))
-        return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
 
 
 @dataclass(frozen=True)
@@ -151,9 +85,15 @@ class Predictor:
     checker_card: dict = field(default_factory=dict)
     _checker_fn: object = field(default=None, repr=False)
     _checker_loaded: object = field(default=None, repr=False)
-    # The version's and the checker's TensorFlow Lite twins, when the store has ones that agree.
-    _lite: _Lite | None = field(default=None, repr=False)
-    _checker_lite: _Lite | None = field(default=None, repr=False)
+    # The pen model (`training.pen`) from the same store, when it has one.
+    pen_version: int | None = None
+    pen_card: dict = field(default_factory=dict)
+    _pen_fn: object = field(default=None, repr=False)
+    _pen_loaded: object = field(default=None, repr=False)
+    # The TensorFlow Lite twins of all three, when the store has ones that agree.
+    _lite: Lite | None = field(default=None, repr=False)
+    _checker_lite: Lite | None = field(default=None, repr=False)
+    _pen_lite: Lite | None = field(default=None, repr=False)
 
     @property
     def runtime(self) -> str:
@@ -166,8 +106,11 @@ class Predictor:
         return card_temperature(self.card)
 
     @classmethod
-    def load(cls, model_dir: Path, version: int | None = None, unsure_threshold: float = 0.5) -> Predictor:
-        """Load a version (the served one by default) and run one warm-up batch."""
+    def load(
+        cls, model_dir: Path, version: int | None = None, unsure_threshold: float = 0.5, pen: bool = True
+    ) -> Predictor:
+        """Load a version (the served one by default) and run one warm-up batch; `pen=False`
+        leaves the pen model out (to measure what it adds)."""
         import tensorflow as tf
 
         version = latest_version(model_dir) if version is None else version
@@ -177,8 +120,10 @@ class Predictor:
         # `loaded` is kept alive with the function: it owns the variables the function reads.
         predictor = cls(Path(model_dir), version, unsure_threshold, read_card(model_dir, version), fn, loaded)
         predictor._load_checker(Path(model_dir).parent / ONE_DIGIT_MODEL)
+        if pen:
+            predictor._load_pen(Path(model_dir).parent / PEN_MODEL)
         if get_settings().use_tflite:
-            predictor._lite = _checked_twin(tflite_dir(Path(model_dir), version), fn, OUTPUT_NAME)
+            predictor._lite = predictor._twin(Path(model_dir), version, fn, OUTPUT_NAME)
         predictor.predict_probabilities(np.zeros((1, 28, 28, 1), np.float32))
         _exempt_from_cyclic_gc()
         return predictor
@@ -205,7 +150,43 @@ class Predictor:
         self._checker_fn, self._checker_loaded = fn, loaded
         self.checker_version, self.checker_card = versions[-1], card
         if get_settings().use_tflite:
-            self._checker_lite = _checked_twin(tflite_dir(checker_dir, versions[-1]), fn, CHECKER_OUTPUT)
+            self._checker_lite = self._twin(checker_dir, versions[-1], fn, CHECKER_OUTPUT)
+
+    def _load_pen(self, pen_dir: Path) -> None:
+        """Load the newest pen model; without one (or if it is broken) drawings are read from
+        their pixels alone."""
+        import tensorflow as tf
+
+        versions = list_versions(pen_dir) if pen_dir.is_dir() else []
+        if not versions:
+            return
+        try:
+            loaded = tf.saved_model.load(str(version_dir(pen_dir, versions[-1])))
+            fn = loaded.signatures["serving_default"]
+            out = self._run(fn, OUTPUT_NAME, probe_drawings()[:2], 10, PEN_INPUT)
+            if out.shape != (2, 10):
+                raise ValueError(f"output {OUTPUT_NAME!r} has shape {out.shape[1:]}, expected (10,)")
+            card = read_card(pen_dir, versions[-1])
+            weight = float(card.get("blend_weight", 0.0))
+            if not 0.0 <= weight < 1.0:
+                raise ValueError(f"its card's blend_weight {weight} is not in [0, 1)")
+        except Exception as exc:  # noqa: BLE001 - reading drawings must not depend on the pen model
+            print(f"warning: pen model {pen_dir} not used: {exc!r}", flush=True)
+            return
+        self._pen_fn, self._pen_loaded = fn, loaded
+        self.pen_version, self.pen_card = versions[-1], card
+        if get_settings().use_tflite:
+            self._pen_lite = self._twin(pen_dir, versions[-1], fn, OUTPUT_NAME, PEN_INPUT)
+
+    def _twin(
+        self, model_dir: Path, version: int, fn: object, output: str, input_name: str = INPUT_NAME
+    ) -> Lite | None:
+        """The version's Lite twin, if it answers as the SavedModel signature `fn` does."""
+        probe = probe_drawings() if input_name == PEN_INPUT else probe_images()
+        width = 1 if output == CHECKER_OUTPUT else 10
+        return checked_twin(
+            tflite_dir(model_dir, version), lambda x: self._run(fn, output, x, width, input_name), probe
+        )
 
     @property
     def has_checker(self) -> bool:
@@ -231,18 +212,62 @@ class Predictor:
         x = _as_batch(images)
         return self._checker_lite(x)[:, 0] if len(x) else np.zeros(0, np.float32)
 
+    @property
+    def pen_weight(self) -> float:
+        """How much the pen model's answer counts in a drawing's (its card's `blend_weight`)."""
+        return float(self.pen_card.get("blend_weight", 0.0)) if self._pen_fn is not None else 0.0
+
+    @property
+    def has_pen(self) -> bool:
+        return self.pen_weight > 0.0
+
+    def pen_probabilities(self, drawings: np.ndarray) -> np.ndarray:
+        """(N, 64, 5) encoded drawings (`digit_app.pen.encode`) -> (N, 10) the pen model's probabilities."""
+        if self._pen_fn is None:
+            raise ValueError("this predictor has no pen model")
+        x = np.ascontiguousarray(drawings, np.float32)
+        if self._pen_lite is None or not len(x):
+            return self._run(self._pen_fn, OUTPUT_NAME, x, 10, PEN_INPUT)
+        return self._pen_lite(x)
+
+    def blend_pen(
+        self, probabilities: np.ndarray, drawings: Sequence[Sequence[np.ndarray] | None]
+    ) -> np.ndarray:
+        """The digit model's (N, 10) probabilities, with each row whose strokes are given blended
+        with the pen model's reading of them: p ~ p_image^(1-w) * p_pen^w (`training.pen`)."""
+        from digit_app.pen import encode_many
+
+        out = np.array(probabilities, np.float64)
+        if not self.has_pen:
+            return out
+        rows = [i for i, d in enumerate(drawings) if d]
+        x, kept = encode_many([drawings[i] for i in rows])
+        if not kept:
+            return out
+        rows = [rows[k] for k in kept]
+        w = self.pen_weight
+        logp = (1 - w) * np.log(np.maximum(out[rows], 1e-12)) + w * np.log(
+            np.maximum(self.pen_probabilities(x).astype(np.float64), 1e-12)
+        )
+        p = np.exp(logp - logp.max(axis=1, keepdims=True))
+        out[rows] = p / p.sum(axis=1, keepdims=True)
+        return out
+
     @staticmethod
-    def _run(fn: object, output: str, images: np.ndarray, width: int) -> np.ndarray:
-        """Call a SavedModel signature on (N,28,28[,1]) images in batches of at most _MAX_BATCH."""
+    def _run(
+        fn: object, output: str, inputs: np.ndarray, width: int, input_name: str = INPUT_NAME
+    ) -> np.ndarray:
+        """Call a SavedModel signature on a batch ((N,28,28[,1]) images by default) in parts of
+        at most _MAX_BATCH."""
         import tensorflow as tf
 
-        x = _as_batch(images)
+        x = _as_batch(inputs) if input_name == INPUT_NAME else np.ascontiguousarray(inputs, np.float32)
         if len(x) == 0:
             return np.zeros((0, width), np.float32)
         out = []
         for start in range(0, len(x), _MAX_BATCH):
             batch = tf.constant(x[start : start + _MAX_BATCH])
-            out.append(fn(**{INPUT_NAME: batch})[output].numpy())
+            out.append(fn(**{input_name: batch})[output].numpy())
         return np.concatenate(out)
 
     def predict(self, images: np.ndarray) -> list[Prediction]:
@@ -254,44 +279,6 @@ class Predictor:
         label = int(p.argmax())
         conf = float(p[label])
         return Prediction(label, conf, tuple(float(v) for v in p), conf < self.unsure_threshold)
-
-
-def _checked_twin(twin_dir: Path, fn: object, output: str) -> _Lite | None:
-    """The float TensorFlow Lite twin in `twin_dir` when there is one and it answers as the
-    SavedModel signature `fn` does on a probe batch (a twin left from another model is refused,
-    with a warning); else None, and the SavedModel answers."""
-    path = twin_dir / TFLITE_FLOAT
-    if not path.is_file():
-        return None
-    try:
-        lite = _Lite(path.read_bytes())
-        probe = _probe_images()
-        want = Predictor._run(fn, output, probe, 1)
-        for got in (lite(probe[:2]), lite(probe)):  # both ways it reads a batch
-            if got.shape[1:] != want.shape[1:]:
-                raise ValueError(f"it answers shape {got.shape[1:]}, the SavedModel {want.shape[1:]}")
-            diff = float(np.abs(got - want[: len(got)]).max())
-            if diff > _LITE_TOLERANCE:
-                raise ValueError(f"its answers differ from the SavedModel's by {diff:.2g}")
-    except Exception as exc:  # noqa: BLE001 - the SavedModel always works
-        print(f"warning: TensorFlow Lite twin {path} not used: {exc}", flush=True)
-        return None
-    return lite
-
-
-def _probe_images() -> np.ndarray:
-    """Images the twin must read as the SavedModel does: printed digits, blends of two (which
-    the model is unsure of, so its probabilities are far from 0 and 1 and any other network
-    shows), noise and a blank, past _LITE_ONE_BY_ONE of them so both ways of reading are used."""
-    printed = np.zeros((10, 28, 28), np.uint8)
-    for d in range(10):
-        cv2.putText(printed[d], str(d), (7, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.75, 255, 2, cv2.LINE_AA)
-    digits = printed.astype(np.float32) / 255.0
-    rng = np.random.default_rng(0)
-    pairs = rng.integers(0, 10, (90, 2))
-    blends = 0.5 * (digits[pairs[:, 0]] + digits[pairs[:, 1]])
-    noise = rng.random((_LITE_ONE_BY_ONE + 1 - 101, 28, 28), dtype=np.float32)
-    return np.concatenate([np.zeros((1, 28, 28), np.float32), digits, blends, noise])[..., None]
 
 
 def _as_batch(images: np.ndarray) -> np.ndarray:

@@ -7,6 +7,8 @@
      or segment `reading.segment`: a row -> one piece per digit (the model asked where
                 digits touch), each normalised
     predict     `Predictor.predict_probabilities`: every digit of an image in one batch
+    pen         `Predictor.blend_pen`: a drawing's strokes, given to the digit whose box holds
+                them, blended in when the store has a pen model (`digit_app.pen`)
 
 `reading.pipeline` chains the reading stages; `recognize` is what the pages, the CLI and the
 benchmarks call. When segmentation already asked the model about the digits it kept (multi
@@ -26,6 +28,7 @@ import cv2
 import numpy as np
 
 from digit_app.imageio import canvas_to_gray
+from digit_app.pen import strokes_in_boxes
 from digit_app.reading.pipeline import preprocess_multi, preprocess_single
 from digit_app.reading.types import DigitCrop, Stages
 
@@ -113,36 +116,68 @@ def crops_for(
     return crops
 
 
-def recognize(image: np.ndarray, predictor: _Predicts, single: bool = True) -> Result:
-    """Grayscale (any polarity) or canvas RGBA -> Result, with one model call for all digits."""
+Strokes = Sequence[np.ndarray]  # a drawing's pen strokes, (N, 2) points each in the image's pixels
+
+
+def recognize(
+    image: np.ndarray, predictor: _Predicts, single: bool = True, strokes: Strokes | None = None
+) -> Result:
+    """Grayscale (any polarity) or canvas RGBA -> Result, with one model call for all digits.
+
+    With the `strokes` the image was drawn from (the Draw page), each digit's strokes are read
+    by the pen model too, when the predictor has one."""
     crops = crops_for(image, single, predictor)
     if not crops:
         return Result("", 0.0, [], NO_DIGIT_MESSAGE)
-    return results_for(crops, predictor)
+    return with_strokes(results_for(crops, predictor), crops, strokes, predictor)
+
+
+def with_strokes(
+    result: Result, crops: list[DigitCrop], strokes: Strokes | None, predictor: object
+) -> Result:
+    """The result with each digit's probabilities blended with the pen model's reading of its
+    strokes; unchanged without strokes or pen model, or when a stroke spans two digits' boxes."""
+    if not strokes or not result.detail or not getattr(predictor, "has_pen", False):
+        return result
+    per_digit = strokes_in_boxes(strokes, [d.box for d in result.detail])
+    if per_digit is None:
+        return result
+    probs = predictor.blend_pen(np.array([d.probabilities for d in result.detail]), per_digit)
+    return _result(crops, list(probs), float(getattr(predictor, "unsure_threshold", 0.5)))
 
 
 def recognize_batch(
-    images: Sequence[np.ndarray], predictor: _Predicts, single: bool = True, stages: bool = False
+    images: Sequence[np.ndarray],
+    predictor: _Predicts,
+    single: bool = True,
+    stages: bool = False,
+    strokes: Sequence[Strokes | None] | None = None,
 ) -> list[Result]:
     """Many images -> one Result each, with one model call per chunk of BATCH_CHUNK images.
 
     While the model reads a chunk (in one worker thread), the next chunk is prepared. Multi
     mode still asks the model during segmentation of each image that needs it. Without
-    `stages` the intermediate images are not kept (a large batch would hold them all).
+    `stages` the intermediate images are not kept (a large batch would hold them all). With
+    `strokes` (one entry per image, or None), drawings are read as `recognize` reads them.
     """
     images = list(images)
     out: list[Result] = []
+    kept: list[list[DigitCrop]] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recognize-batch") as model_thread:
         reading: Future[list[Result]] | None = None
         for start in range(0, len(images), BATCH_CHUNK):
             crops = [
                 crops_for(image, single, predictor, stages) for image in images[start : start + BATCH_CHUNK]
             ]
+            if strokes is not None:
+                kept += crops
             if reading is not None:
                 out += reading.result()
             reading = model_thread.submit(results_for_many, crops, predictor)
         if reading is not None:
             out += reading.result()
+    if strokes is not None:
+        out = [with_strokes(r, c, s, predictor) for r, c, s in zip(out, kept, strokes)]
     return out
 
 

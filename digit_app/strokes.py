@@ -118,12 +118,20 @@ def render_strokes(
     return canvas
 
 
+def read_canvas(
+    json_data: Mapping | None, rgba: np.ndarray | None, shape: tuple[int, int]
+) -> tuple[np.ndarray | None, list[Stroke] | None]:
+    """What the Draw page reads: the picture (the strokes redrawn with an MNIST-like pen when
+    the canvas's paths can be read, else its pixels; None while nothing has been drawn or sent)
+    and the strokes it was drawn from (None when the pixels are used)."""
+    strokes = strokes_from_canvas(json_data)
+    if strokes:
+        return render_strokes(strokes, shape if rgba is None else rgba.shape[:2]), strokes
+    return (None if rgba is None else canvas_to_gray(rgba)), None
+
+
 def canvas_gray(
     json_data: Mapping | None, rgba: np.ndarray | None, shape: tuple[int, int]
 ) -> np.ndarray | None:
-    """What the Draw page recognizes: the strokes redrawn with an MNIST-like pen when the
-    canvas's paths can be read, else its pixels; None while nothing has been drawn or sent."""
-    strokes = strokes_from_canvas(json_data)
-    if strokes:
-        return render_strokes(strokes, shape if rgba is None else rgba.shape[:2])
-    return None if rgba is None else canvas_to_gray(rgba)
+    """The picture `read_canvas` reads."""
+    return read_canvas(json_data, rgba, shape)[0]

@@ -62,7 +62,7 @@ def misread_drawing(model_dir: Path, version: int, min_confidence: float = 0.9) 
     predictor = Predictor.load(model_dir, version)
     for sample in pendigits():
         strokes = [np.array(s, np.float64) for s in strokes_on_canvas(sample)]
-        result = recognize(render_strokes(strokes, (280, 280)), predictor, single=False)
+        result = recognize(render_strokes(strokes, (280, 280)), predictor, single=False, strokes=strokes)
         if len(result.detail) != 1:
             continue
         d = result.detail[0]

@@ -5,7 +5,7 @@ a convention MNIST's writers did not use: a 1 with a long flag, a crossed 7, a c
 with a small or open loop, a 4 written in one stroke. Version 6 (MNIST only) misread three of
 them (both closed-top 4s as 9, the open-loop 9 as unsure); version 7 reads all of them. Scans go through the
 Upload page's path (the PNG decoded as an upload is); pen samples through the Draw page's
-(the strokes redrawn as the canvas redraws them).
+(the strokes redrawn as the canvas redraws them, and read by the pen model when there is one).
 """
 
 from __future__ import annotations
@@ -52,10 +52,12 @@ def _served() -> Predictor:
 
 
 def _input(sample: Sample):
-    """What the app receives: the scan as uploaded, or the pen drawn on the canvas."""
+    """What the app receives: the scan as uploaded (no strokes), or the pen drawn on the canvas
+    (its pixels and its strokes)."""
     if sample.strokes is None:
-        return sample.image
-    return render_strokes(canvas_strokes(list(sample.strokes), y_up=False, fit=True), (CANVAS, CANVAS))
+        return sample.image, None
+    strokes = canvas_strokes(list(sample.strokes), y_up=False, fit=True)
+    return render_strokes(strokes, (CANVAS, CANVAS)), strokes
 
 
 @pytest.mark.parametrize(
@@ -64,5 +66,6 @@ def _input(sample: Sample):
 def test_a_real_writers_convention_is_read_right(name: str, ident: str, label: int, convention: str) -> None:
     sample = _samples(name)[ident]
     assert sample.label == label and sample.split == TRAIN
-    result = recognize(_input(sample), _served(), single=True)
+    image, strokes = _input(sample)
+    result = recognize(image, _served(), single=True, strokes=strokes)
     assert result.digits == str(label), f"{convention} {label} read as {result.digits!r}"

@@ -148,6 +148,35 @@ class OneDigitConfig:
     to_dict = _as_dict
 
 
+@dataclass
+class PenConfig:
+    """How the pen model is trained (`python -m training.pen`)."""
+
+    epochs: int = _opt(20, "Passes over the train writers' drawings, each drawn a new way every pass.")
+    batch_size: int = _opt(128, "Drawings per gradient step.")
+    learning_rate: float = _opt(3e-3, "Peak learning rate of the warm-up-then-cosine schedule (AdamW).")
+    label_smoothing: float = _opt(0.05, "Label smoothing of the cross-entropy.")
+    varied_share: float = _opt(
+        0.8, "Share of drawings turned, slanted, resampled and trembling each pass (the rest as written)."
+    )
+    seed: int = _opt(0, "Seed for the weights, shuffling and variations.")
+    pairs_with_version: int | None = _opt(
+        None,
+        "The digit-model version the pen model is blended with (default: the served one). Its card's"
+        " validation writers are held out here too, and the blend is chosen on them.",
+    )
+    handwriting_dir: Path | None = _opt(
+        None, "Folder with the real-handwriting sets (default: $HANDWRITING_DIR, then the user cache)."
+    )
+    limit: int | None = _opt(None, "Use only this many drawings per set (smoke runs).")
+    out: Path | None = _opt(None, "Model folder to publish into (default: <model_store>/pen_digit).")
+
+    def resolved_out(self) -> Path:
+        return Path(self.out) if self.out else get_settings().pen_dir
+
+    to_dict = _as_dict
+
+
 def _parse_bool(text: str) -> bool:
     if text.lower() in {"1", "true", "yes", "on"}:
         return True

@@ -45,10 +45,16 @@ def git_commit() -> str:
 
 
 def write_savedmodel(
-    model: keras.Model, path: Path, temperature: float = 1.0, output_name: str = OUTPUT_NAME
+    model: keras.Model,
+    path: Path,
+    temperature: float = 1.0,
+    output_name: str = OUTPUT_NAME,
+    input_name: str = INPUT_NAME,
+    input_shape: tuple[int, ...] = (28, 28, 1),
 ) -> None:
     """SavedModel whose `serving_default` maps image [None,28,28,1] f32 -> probabilities [None,10] f32
-    (or, under another `output_name`, whatever the model outputs: the one-digit checker's [None,1]).
+    (or, under another `output_name`, whatever the model outputs: the one-digit checker's [None,1];
+    the pen model reads `strokes` [None,64,5] instead of images).
 
     With a temperature (`training.calibrate`), the model's probabilities are raised to 1/T and
     renormalised inside the graph, so every server of the version serves calibrated numbers.
@@ -57,8 +63,8 @@ def write_savedmodel(
     archive.track(model)
     inverse = float(1.0 / temperature)
 
-    def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
-        probs = tf.cast(model(image, training=False), tf.float32)
+    def serve(x: tf.Tensor) -> dict[str, tf.Tensor]:
+        probs = tf.cast(model(x, training=False), tf.float32)
         if inverse != 1.0:
             probs = tf.nn.softmax(tf.math.log(tf.maximum(probs, 1e-12)) * inverse, axis=-1)
         return {output_name: probs}
@@ -66,7 +72,7 @@ def write_savedmodel(
     archive.add_endpoint(
         name="serving_default",
         fn=serve,
-        input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name=INPUT_NAME)],
+        input_signature=[tf.TensorSpec([None, *input_shape], tf.float32, name=input_name)],
     )
     archive.write_out(str(path), verbose=False)
 
@@ -114,6 +120,20 @@ def publish_staged(model_dir: Path, fill: Callable[[Path], None]) -> int:
         except OSError as exc:
             print(f"warning: version {version} published without its TensorFlow Lite twin: {exc}", flush=True)
     return version
+
+
+def publish_model(model: keras.Model, model_dir: Path, card: dict[str, Any], **savedmodel: Any) -> int:
+    """Publish a helper model (one-digit checker, pen model): its SavedModel (`write_savedmodel`
+    with `savedmodel`'s options) and card, through `publish_staged`; returns the version."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+
+    def fill(staged: Path) -> None:
+        write_savedmodel(model, staged, **savedmodel)
+        extra = staged / EXTRA_DIR
+        extra.mkdir(parents=True, exist_ok=True)
+        (extra / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
+
+    return publish_staged(model_dir, fill)
 
 
 def tflite_twin(saved_model: Path) -> bytes | None:

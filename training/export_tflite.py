@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 
 from digit_app import model_store  # noqa: E402
 from digit_app.config import get_settings  # noqa: E402
+from digit_app.lite import tflite_interpreter  # noqa: E402
 from digit_app.model_store import TFLITE_FLOAT  # noqa: E402
-from digit_app.predictor import tflite_interpreter  # noqa: E402
 from training.data import DataError, load_mnist  # noqa: E402
 
 

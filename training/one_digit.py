@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -34,7 +32,6 @@ import numpy as np
 
 from digit_app import model_store
 from digit_app.config import get_settings
-from digit_app.model_store import CARD_NAME, EXTRA_DIR
 from digit_app.reading.normalize import normalize_digit
 from training.config import OneDigitConfig, add_config_arguments, config_from_args
 
@@ -165,7 +162,7 @@ def train(cfg: OneDigitConfig, verbose: int = 2) -> dict[str, Any]:
     """Make the pieces, fit the checker, publish it as the next version; returns its card."""
     import keras
 
-    from training.export import git_commit, publish_staged, write_savedmodel
+    from training.export import git_commit, publish_model
 
     commit = git_commit()
     t0 = time.perf_counter()
@@ -204,16 +201,7 @@ def train(cfg: OneDigitConfig, verbose: int = 2) -> dict[str, Any]:
         "signature": {"input": INPUT_NAME, "output": OUTPUT_NAME, "shape": [None, 28, 28, 1]},
         "timings": {"total_seconds": round(time.perf_counter() - t0, 1)},
     }
-    out = cfg.resolved_out()
-    out.mkdir(parents=True, exist_ok=True)
-
-    def fill(staged: Path) -> None:
-        write_savedmodel(model, staged, output_name=OUTPUT_NAME)
-        extra = staged / EXTRA_DIR
-        extra.mkdir(parents=True, exist_ok=True)
-        (extra / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
-
-    card["version"] = publish_staged(out, fill)
+    card["version"] = publish_model(model, cfg.resolved_out(), card, output_name=OUTPUT_NAME)
     return card
 
 

@@ -7,7 +7,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from digit_app.pages.common import feedback_form, guarded, model_image, predictor_or_stop, probabilities_chart
 from digit_app.recognize import recognize
-from digit_app.strokes import canvas_gray
+from digit_app.strokes import read_canvas
 
 CANVAS_PX = 280
 
@@ -41,7 +41,7 @@ def view() -> None:
         st.caption("Use the canvas toolbar to undo or clear.")
     predictor = predictor_or_stop()  # after the canvas, so it shows while the model loads
     # The strokes redrawn with an MNIST-like pen whatever the pen width (see digit_app.strokes).
-    gray = canvas_gray(canvas.json_data, canvas.image_data, (CANVAS_PX, CANVAS_PX))
+    gray, drawn = read_canvas(canvas.json_data, canvas.image_data, (CANVAS_PX, CANVAS_PX))
     strokes = sum(
         1 for o in (canvas.json_data or {}).get("objects", []) if str(o.get("type", "")).lower() == "path"
     )
@@ -51,7 +51,8 @@ def view() -> None:
             st.metric("Prediction", "–")
             st.info("Draw a digit on the black canvas.")
             return
-        result = recognize(gray, predictor, single=False)
+        # The strokes too: the pen model, when the store has one, reads each digit's path.
+        result = recognize(gray, predictor, single=False, strokes=drawn)
         if not result.detail:
             st.metric("Prediction", "–")
             st.info(f"{result.message or 'No digit found: draw a digit on the canvas.'} · {strokes} {plural}")
