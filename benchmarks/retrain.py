@@ -79,25 +79,26 @@ def _collect(n: int) -> tuple[list, list, list, dict[str, int]]:
     return wrong, held, right, origin
 
 
-def _store(db_url: str, items: list, relabel: bool = False) -> None:
+def _store(db_url: str, items: list, relabel: bool | list[bool] = False) -> None:
     from digit_app.feedback import FeedbackStore, Sample
 
+    flips = relabel if isinstance(relabel, list) else [relabel] * len(items)
     store = FeedbackStore(db_url)
     store.add_many(
         Sample(
             image28=d.image28,
-            label=(label + 1) % 10 if relabel else label,
+            label=(label + 1) % 10 if flip else label,
             predicted=d.label,
             probabilities=d.probabilities,
             model_version=version,
             source="canvas",
             session_id="benchmark",
         )
-        for d, label, version in items
+        for (d, label, version), flip in zip(items, flips)
     )
 
 
-def _run(work: Path, items: list, relabel: bool, overrides: str = "") -> dict:
+def _run(work: Path, items: list, relabel: bool | list[bool], overrides: str = "") -> dict:
     """One retraining in a fresh process; returns the job's result plus wall time."""
     store = work / "store"
     served = get_settings().model_dir
@@ -134,6 +135,27 @@ def _run(work: Path, items: list, relabel: bool, overrides: str = "") -> dict:
     }
 
 
+def _mixed(tmp: Path, wrong: list, right: list, overrides: str) -> list[str]:
+    """Honest corrections with 50 poisoned ones among them, with suspect labels held out (the
+    default) and with every label used: what is published, and how many honest ones it learned."""
+    items = wrong + right[:50]
+    flips = [False] * len(wrong) + [True] * len(right[:50])
+    rows = []
+    for name, extra in (("default settings", {}), ("flagging off", {"hold_out_suspects": False})):
+        run = _run(
+            tmp / name.replace(" ", "-"), items, flips, json.dumps({**json.loads(overrides or "{}"), **extra})
+        )
+        learned, n = _held_out_fixed(run["store"], wrong)
+        labels = (run["result"].get("gate") or {}).get("labels") or {}
+        held = labels.get("held_out_suspect", 0)
+        learned_text = f"{learned / n:.1%}" if run["status"] == "published" else "n/a (nothing published)"
+        rows.append(
+            f"| {len(wrong)} honest + {len(right[:50])} poisoned, {name} | **{run['status']}** ({held} held out as"
+            f" suspect; {run['message']}) | {learned_text} | {run['seconds']:.0f} s |"
+        )
+    return rows
+
+
 def _held_out_fixed(store: Path, held: list) -> tuple[int, int]:
     """How many other (unseen) wrong drawings the published candidate now reads right."""
     from digit_app.predictor import Predictor
@@ -157,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-poison", action="store_true", help="Skip the poisoning run (experiments).")
     parser.add_argument(
+        "--no-mixed", action="store_true", help="Skip the runs with poisoned corrections among honest ones."
+    )
+    parser.add_argument(
         "--set", default="", help="Retraining config overrides as JSON, e.g. '{\"epochs\": 2}'."
     )
     args = parser.parse_args(argv)
@@ -177,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             json.dumps({k: v for k, v in poison.items() if k not in {"store", "tail"}}, indent=1, default=str)
         )
+        mixed = [] if args.no_mixed else _mixed(Path(tmp), wrong, right, args.set)
     if good["rc"] != 0 or "gate" not in good["result"]:
         print(good["tail"], file=sys.stderr)
         return 1
@@ -196,10 +222,18 @@ config, timed from process start to the end of the job. The candidates are throw
 | MNIST test accuracy, served -> candidate | {g["mnist_test"]["served"]:.2%} -> {g["mnist_test"]["candidate"]:.2%} (**{drop:+.2f}** points drop) | drop <= 0.1 point |
 | outcome | {good["status"]} | published |
 | other wrong drawings (not trained on) now read right | {f"{fixed} of {n_held}" if good["status"] == "published" else "n/a (nothing published)"} | report |
-| {len(right)} poisoned corrections (right drawings, wrong labels) | **{poison["status"]}**: {poison["message"]} | rejected |
+| {len(right)} poisoned corrections (right drawings, wrong labels) | **{poison["status"]}**: {poison["message"]} | nothing published |
 | poisoned run: MNIST test -> candidate, feedback learned | {p.get("mnist_test", {}).get("candidate", float("nan")):.2%}, {p.get("feedback", {}).get("candidate", float("nan")):.1%} | |
 | poisoned run wall time | {poison["seconds"]:.1f} s | |
 """
+    if mixed:
+        body += (
+            "\nPoisoned corrections among honest ones (stored labels checked first, `digit_app.suspicion`;"
+            " target with default settings: published, >= 95% of the honest ones learned):\n\n"
+            "| feedback | outcome | honest ones read right after | wall time |\n|---|---|---|---|\n"
+            + "\n".join(mixed)
+            + "\n"
+        )
     print(body)
     if not args.no_write:
         write_section("retrain", "Retraining with corrections", body)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import threading
 import time
@@ -21,9 +22,11 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from digit_app import model_store
 from digit_app.config import PROJECT_ROOT, Settings, get_settings, retrain_config_dict
-from digit_app.feedback import FeedbackStore
+from digit_app.feedback import FeedbackStore, encode_png
 from digit_app.jobs import Job, JobStore
 
 MAX_FAILURES = 5  # failed attempts allowed per window before lock-out
@@ -144,10 +147,54 @@ def delete_feedback(row_ids: list[int], password: str | None, client: str = "ano
 
 def export_feedback(password: str | None, client: str = "anonymous") -> bytes:
     """A zip of every stored row (CSV) and image (PNG)."""
-    from digit_app.feedback import export_zip
-
     authorize(password, client)
     return export_zip(FeedbackStore())
+
+
+def review_feedback(
+    row_id: int, decision: str | None, password: str | None, client: str = "anonymous"
+) -> None:
+    """Accept a suspect correction (a retraining learns from it) or reject it (kept, never learned)."""
+    authorize(password, client)
+    FeedbackStore().review(row_id, decision)
+
+
+def export_zip(store: FeedbackStore) -> bytes:
+    """Every row as `feedback.csv` plus its images as PNG files, for an admin's export."""
+    import csv
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        rows = store.rows()
+        table = io.StringIO()
+        writer = csv.writer(table)
+        writer.writerow(
+            ["id", "created_at", "session_id", "source", "model_version", "predicted", "label", "confidence"]
+        )
+        for r in reversed(rows):
+            writer.writerow(
+                [
+                    r.id,
+                    r.created_at,
+                    r.session_id,
+                    r.source,
+                    r.model_version,
+                    r.predicted,
+                    r.label,
+                    r.confidence,
+                ]
+            )
+        zf.writestr("feedback.csv", table.getvalue())
+        for start in range(0, len(rows), 500):
+            ids = [r.id for r in rows[start : start + 500]]
+            for row_id, img in store.images(ids).items():
+                zf.writestr(f"inputs/{row_id}.png", encode_png(np.round(img * 255)))
+            for row_id in ids:
+                original = store.original(row_id)
+                if original is not None:
+                    zf.writestr(f"originals/{row_id}.png", encode_png(original))
+    return buf.getvalue()
 
 
 def purge_images(password: str | None, client: str = "anonymous") -> int:

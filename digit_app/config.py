@@ -192,6 +192,19 @@ class RetrainConfig:
     min_feedback_accuracy: float = option(
         0.95, "Gate: share of the stored feedback the candidate must get right."
     )
+    hold_out_suspects: bool = option(
+        True,
+        "Leave out corrections whose label is likely wrong (`digit_app.suspicion`) unless an admin"
+        " accepted them; rejected ones are never learned from either way.",
+    )
+    suspect_threshold: float = option(
+        0.97,
+        "Suspicion score (0..1) from which a correction is held out: the lowest that flags at most 10%"
+        " of honest corrections on version 7's validation writers (`benchmarks.suspects --tune`).",
+    )
+    suspect_neighbours: int = option(
+        8, "Nearest training digits (in the served model's features) asked about each stored label."
+    )
     test_limit: int | None = option(None, "Evaluate the gate on only this many MNIST test images (tests).")
     data_dir: Path | None = option(
         None, "Folder with the MNIST IDX files (default: $MNIST_DIR, cache, download)."

@@ -42,6 +42,14 @@ feedback = sa.Table(
     sa.Column("probabilities", sa.Text, nullable=True),  # JSON list of ten floats
     sa.Column("image28", sa.LargeBinary, nullable=False),  # float32 28x28 model input, little-endian
     sa.Column("original_png", sa.LargeBinary, nullable=True),  # the drawing or the digit's crop, PNG
+    # How likely the label is wrong (0..1, `digit_app.suspicion`), why, by which model version, and
+    # whether real handwriting's neighbours were asked (a retraining does) or the model alone (saving).
+    sa.Column("suspicion", sa.Float, nullable=True),
+    sa.Column("suspicion_reason", sa.Text, nullable=True),
+    sa.Column("suspicion_version", sa.Integer, nullable=True),
+    sa.Column("suspicion_checked", sa.Boolean, nullable=True),
+    sa.Column("review", sa.String(16), nullable=True),  # an admin's "accepted" or "rejected"
+    sa.Column("reviewed_at", sa.Float, nullable=True),
 )
 
 jobs = sa.Table(
@@ -82,7 +90,28 @@ def _v2(conn: Connection) -> None:
     conn.execute(sa.insert(locks).values(name="retrain", holder=None, acquired_at=None))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+_V3_COLUMNS = (
+    "suspicion",
+    "suspicion_reason",
+    "suspicion_version",
+    "suspicion_checked",
+    "review",
+    "reviewed_at",
+)
+
+
+def _v3(conn: Connection) -> None:
+    """Suspicion scores and admins' reviews on feedback rows (a database made by _v1 of this
+    code has them already: _v1 creates the table as defined now)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("feedback")}
+    for name in _V3_COLUMNS:
+        if name not in have:
+            column = feedback.c[name]
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE feedback ADD COLUMN {name} {kind}")
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

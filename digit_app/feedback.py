@@ -17,7 +17,7 @@ import numpy as np
 import sqlalchemy as sa
 from PIL import Image
 
-from digit_app import db
+from digit_app import db, suspicion
 from digit_app.config import Settings, get_settings
 
 SOURCES = ("canvas", "upload", "cli")
@@ -59,6 +59,10 @@ class FeedbackRow:
     confidence: float | None
     probabilities: list[float] | None = field(default=None, repr=False)
     updated_at: float | None = None
+    suspicion: float | None = None  # how likely the label is wrong (`digit_app.suspicion`)
+    suspicion_reason: str | None = None
+    suspicion_checked: bool | None = None  # against real handwriting (a retraining) or the model alone
+    review: str | None = None  # an admin's "accepted" or "rejected"
 
     @property
     def is_correction(self) -> bool:
@@ -95,12 +99,14 @@ def _row_values(sample: Sample, now: float) -> dict:
         raise FeedbackError(f"unknown source {sample.source!r}")
     probs = None
     confidence = None
+    first: suspicion.Suspicion | None = None
     if sample.probabilities is not None:
         p = [float(v) for v in sample.probabilities]
         if len(p) != 10:
             raise FeedbackError("probabilities must have ten values")
         probs = json.dumps([round(v, 6) for v in p])
         confidence = max(p)
+        first = suspicion.score(np.array([p]), [int(sample.label)])[0]  # the model alone, for now
     return {
         "created_at": now,
         "session_id": str(sample.session_id)[:64],
@@ -112,6 +118,12 @@ def _row_values(sample: Sample, now: float) -> dict:
         "probabilities": probs,
         "image28": encode_image28(sample.image28),
         "original_png": None if sample.original is None else encode_png(sample.original),
+        "suspicion": None if first is None else first.score,
+        "suspicion_reason": None if first is None else first.reason,
+        "suspicion_version": None
+        if first is None or sample.model_version is None
+        else int(sample.model_version),
+        "suspicion_checked": None if first is None else False,
     }
 
 
@@ -127,6 +139,10 @@ def _row(r: sa.Row) -> FeedbackRow:
         confidence=r.confidence,
         probabilities=json.loads(r.probabilities) if r.probabilities else None,
         updated_at=r.updated_at,
+        suspicion=r.suspicion,
+        suspicion_reason=r.suspicion_reason,
+        suspicion_checked=r.suspicion_checked,
+        review=r.review,
     )
 
 
@@ -203,6 +219,35 @@ class FeedbackStore:
         if n != 1:
             raise FeedbackError(f"no feedback row {row_id}")
 
+    def set_suspicion(self, scored: dict[int, suspicion.Suspicion], model_version: int | None) -> None:
+        """Store each row's score and reason (a retraining, after asking the neighbours)."""
+        with self.engine.begin() as conn:
+            for row_id, s in scored.items():
+                conn.execute(
+                    sa.update(db.feedback)
+                    .where(db.feedback.c.id == int(row_id))
+                    .values(
+                        suspicion=float(s.score),
+                        suspicion_reason=s.reason,
+                        suspicion_checked=bool(s.checked),
+                        suspicion_version=model_version,
+                    )
+                )
+
+    def review(self, row_id: int, decision: str | None) -> None:
+        """An admin's decision on a row: "accepted" (learn from it), "rejected" (keep it, never
+        learn from it), or None (back to the score's judgement)."""
+        if decision is not None and decision not in suspicion.REVIEWS:
+            raise FeedbackError(f"a review is one of {', '.join(suspicion.REVIEWS)}, got {decision!r}")
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                sa.update(db.feedback)
+                .where(db.feedback.c.id == int(row_id))
+                .values(review=decision, reviewed_at=time.time())
+            ).rowcount
+        if n != 1:
+            raise FeedbackError(f"no feedback row {row_id}")
+
     def delete(self, row_ids: Sequence[int]) -> int:
         with self.engine.begin() as conn:
             return conn.execute(
@@ -260,17 +305,25 @@ class FeedbackStore:
 
     def training_set(self, filters: Filters | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(images float32 [n,28,28], true labels, predicted labels or -1) for retraining."""
+        x, y, pred, _, _ = self.training_rows(filters)
+        return x, y, pred
+
+    def training_rows(
+        self, filters: Filters | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], list[str | None]]:
+        """`training_set` with each row's id and review, oldest first."""
+        t = db.feedback.c
         q = (
-            sa.select(db.feedback.c.image28, db.feedback.c.label, db.feedback.c.predicted)
+            sa.select(t.id, t.image28, t.label, t.predicted, t.review)
             .where(*(filters or Filters()).where())
-            .order_by(db.feedback.c.id)
+            .order_by(t.id)
         )
         with db.read_only(self.engine) as conn:
             rows = conn.execute(q).all()
         x = np.stack([decode_image28(r.image28) for r in rows]) if rows else np.zeros((0, 28, 28), np.float32)
         y = np.array([r.label for r in rows], dtype=np.int64)
         pred = np.array([-1 if r.predicted is None else r.predicted for r in rows], dtype=np.int64)
-        return x, y, pred
+        return x, y, pred, [int(r.id) for r in rows], [r.review for r in rows]
 
     def confusion(self, filters: Filters | None = None) -> np.ndarray:
         """10x10 counts, rows = true label, columns = predicted; counted in the database."""
@@ -303,44 +356,6 @@ class FeedbackStore:
 def _reason(exc: Exception) -> str:
     text = str(getattr(exc, "orig", exc)).strip().splitlines()
     return text[0][:120] if text else type(exc).__name__
-
-
-def export_zip(store: FeedbackStore) -> bytes:
-    """Every row as `feedback.csv` plus its images as PNG files, for an admin's export."""
-    import csv
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        rows = store.rows()
-        table = io.StringIO()
-        writer = csv.writer(table)
-        writer.writerow(
-            ["id", "created_at", "session_id", "source", "model_version", "predicted", "label", "confidence"]
-        )
-        for r in reversed(rows):
-            writer.writerow(
-                [
-                    r.id,
-                    r.created_at,
-                    r.session_id,
-                    r.source,
-                    r.model_version,
-                    r.predicted,
-                    r.label,
-                    r.confidence,
-                ]
-            )
-        zf.writestr("feedback.csv", table.getvalue())
-        for start in range(0, len(rows), 500):
-            ids = [r.id for r in rows[start : start + 500]]
-            for row_id, img in store.images(ids).items():
-                zf.writestr(f"inputs/{row_id}.png", encode_png(np.round(img * 255)))
-            for row_id in ids:
-                original = store.original(row_id)
-                if original is not None:
-                    zf.writestr(f"originals/{row_id}.png", encode_png(original))
-    return buf.getvalue()
 
 
 def parse_truth(text: str, n_digits: int) -> list[int]:

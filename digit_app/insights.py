@@ -15,6 +15,7 @@ import pandas as pd
 
 from digit_app import model_store
 from digit_app.feedback import FeedbackRow, FeedbackStore, Filters
+from digit_app.suspicion import is_suspect
 
 
 @dataclass
@@ -132,6 +133,8 @@ def versions_table(model_dir: Path) -> pd.DataFrame:
                 "MNIST test accuracy": test.get("accuracy"),
                 "macro F1": (test.get("macro") or {}).get("f1"),
                 "feedback samples": counts.get("feedback"),
+                "held out as suspect": counts.get("held_out_suspect"),
+                "accepted by an admin": counts.get("accepted"),
                 "learned feedback": (gate.get("feedback") or {}).get("candidate"),
                 "training images": counts.get("train"),
             }
@@ -152,21 +155,47 @@ class CorrectionsOverview:
     total: int
     corrections: int
     new_since_served: int
-    rows: list[FeedbackRow]
+    rows: list[FeedbackRow]  # one page, in review order
     thumbnails: dict[int, np.ndarray]
+    suspects: int = 0  # of the listed rows (all pages): flagged and not yet reviewed
+    listed: int = 0  # rows matching the filters (all pages)
+
+
+def review_order(rows: list[FeedbackRow], threshold: float) -> list[FeedbackRow]:
+    """Suspect corrections first (most suspect first), then the ones the served model was least
+    sure about, then the rest: what a reviewer should look at first comes first."""
+
+    def key(r: FeedbackRow) -> tuple:
+        if is_suspect(r.suspicion, r.suspicion_checked, r.review, threshold):
+            return (0, -float(r.suspicion or 0.0), -r.id)
+        return (1, float(r.confidence if r.confidence is not None else 1.0), -r.id)
+
+    return sorted(rows, key=key)
 
 
 def corrections_overview(
-    store: FeedbackStore, model_dir: Path, page: int = 0, per_page: int = 24, corrections_only: bool = True
+    store: FeedbackStore,
+    model_dir: Path,
+    page: int = 0,
+    per_page: int = 24,
+    corrections_only: bool = True,
+    threshold: float = 0.97,
+    label: int | None = None,
+    sources: list[str] | None = None,
 ) -> CorrectionsOverview:
-    """Counts and one page of stored feedback with thumbnails, newest first."""
+    """Counts and one page of stored feedback with thumbnails, in review order (`review_order`),
+    filtered by the true digit and the source."""
     since = served_since(model_dir)
-    listing = Filters(corrections_only=corrections_only)
-    rows = store.rows(listing, limit=per_page, offset=page * per_page)
+    listing = review_order(
+        store.rows(Filters(corrections_only=corrections_only, label=label, sources=sources)), threshold
+    )
+    rows = listing[page * per_page : (page + 1) * per_page]
     return CorrectionsOverview(
         total=store.count(),
         corrections=store.count(Filters(corrections_only=True)),
         new_since_served=store.count(Filters(since=since)) if since else store.count(),
         rows=rows,
         thumbnails=store.images([r.id for r in rows]),
+        suspects=sum(is_suspect(r.suspicion, r.suspicion_checked, r.review, threshold) for r in listing),
+        listed=len(listing),
     )

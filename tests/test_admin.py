@@ -61,7 +61,7 @@ def _state(env: Path) -> dict:
     """Everything an admin action could change."""
     store = FeedbackStore()
     jobs = JobStore()
-    feedback = [(r.id, r.label, r.updated_at) for r in store.rows()]
+    feedback = [(r.id, r.label, r.updated_at, r.review) for r in store.rows()]
     originals = [store.original(r.id) is not None for r in store.rows()]
     with db.read_only(jobs.engine) as conn:
         job_rows = [tuple(r) for r in conn.execute(sa.select(db.jobs)).all()]
@@ -82,6 +82,7 @@ def _actions(job_id: int, row_ids: list[int]) -> dict[str, Callable[[str | None]
         "relabel_feedback": lambda pw: admin.relabel_feedback(row_ids[0], 7, pw),
         "delete_feedback": lambda pw: admin.delete_feedback(row_ids[:2], pw),
         "purge_images": lambda pw: admin.purge_images(pw),
+        "review_feedback": lambda pw: admin.review_feedback(row_ids[0], "rejected", pw),
     }
 
 
@@ -92,6 +93,7 @@ ACTION_NAMES = [
     "relabel_feedback",
     "delete_feedback",
     "purge_images",
+    "review_feedback",
 ]
 
 
@@ -150,6 +152,8 @@ def test_right_password_works(
     assert {r.id: r.label for r in FeedbackStore().rows()}[rows[0]] == 0
     assert admin.delete_feedback([rows[2]], PASSWORD) == 1
     assert admin.purge_images(PASSWORD) == 2
+    admin.review_feedback(rows[0], "accepted", PASSWORD)
+    assert {r.id: r.review for r in FeedbackStore().rows()}[rows[0]] == "accepted"
     assert admin.rollback(1, PASSWORD) == 2
     assert model_store.read_card(env / "store" / "mnist_cnn", 2)["republished_from"] == 1
     admin.cancel_job(busy_job, PASSWORD)

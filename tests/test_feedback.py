@@ -364,7 +364,8 @@ def test_export_zip_has_every_row_and_image(store: FeedbackStore) -> None:
     import io
     import zipfile
 
-    from digit_app.feedback import decode_png, export_zip
+    from digit_app.admin import export_zip
+    from digit_app.feedback import decode_png
 
     ids = store.add_many(
         [_sample(label=d, predicted=(d + 1) % 10, original=np.full((9, 9), 200, np.uint8)) for d in range(4)]

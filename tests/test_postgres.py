@@ -90,3 +90,43 @@ def test_one_retraining_at_a_time(pg_url: str) -> None:
     second = jobs.create({})
     jobs.finish(second.id, "failed", message="test")
     assert jobs.get(second.id).status == "failed"
+
+
+def test_a_database_from_before_suspicion_is_migrated_and_reviews_work(pg_url: str) -> None:
+    """A schema-2 feedback table (no suspicion or review columns) on the server gets them; rows stay."""
+    import sqlalchemy as sa
+
+    from digit_app.suspicion import REJECTED, Suspicion
+
+    admin_engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as conn:
+        conn.exec_driver_sql("CREATE DATABASE before_suspicion")
+    admin_engine.dispose()
+    url = pg_url.rsplit("/", 1)[0] + "/before_suspicion"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE feedback (id SERIAL PRIMARY KEY, created_at FLOAT NOT NULL, updated_at FLOAT,"
+            " session_id VARCHAR(64) NOT NULL, source VARCHAR(16) NOT NULL, model_version INTEGER,"
+            " predicted INTEGER, label INTEGER NOT NULL, confidence FLOAT, probabilities TEXT,"
+            " image28 BYTEA NOT NULL, original_png BYTEA)"
+        )
+        conn.exec_driver_sql(
+            "CREATE TABLE schema_meta (key VARCHAR(32) PRIMARY KEY, value VARCHAR(64) NOT NULL)"
+        )
+        conn.exec_driver_sql("INSERT INTO schema_meta VALUES ('version', '1')")
+        conn.execute(
+            sa.text(
+                "INSERT INTO feedback (created_at, session_id, source, label, predicted, image28)"
+                " VALUES (1, 'old', 'canvas', 4, 9, :img)"
+            ),
+            {"img": np.zeros((28, 28), "<f4").tobytes()},
+        )
+    engine.dispose()
+    store = FeedbackStore(url)
+    [row] = store.rows()
+    assert (row.label, row.predicted, row.suspicion, row.review) == (4, 9, None, None)
+    store.set_suspicion({row.id: Suspicion(0.99, "a reason", True)}, 7)
+    store.review(row.id, REJECTED)
+    [row] = store.rows()
+    assert (row.suspicion, row.suspicion_checked, row.review) == (0.99, True, REJECTED)

@@ -20,7 +20,8 @@ from digit_app.config import PROJECT_ROOT, RetrainConfig, retrain_config_dict
 from digit_app.feedback import FeedbackStore, Sample
 from digit_app.jobs import FINISHED, Job, JobStore, _process_alive
 from tests.store_support import SERVED_VERSION
-from training.retrain import CancelledError, Reporter, gate
+from training.gate import gate
+from training.retrain import CancelledError, Reporter
 
 # --- gate() on synthetic probabilities -------------------------------------------------------
 
@@ -446,9 +447,10 @@ def test_retrain_cli_end_to_end(served: Path, mnist, tmp_path: Path, gate_flags:
     assert JobStore().active() is None
     report = job.result["gate"]
     assert report["passed"] == (job.status == "published")
-    assert report["feedback"]["n"] == len(ids)
+    labels = report["labels"]  # every stored label checked; a suspect one (the tiny model) held out
+    assert labels["stored"] == len(ids) and labels["used"] + labels["held_out_suspect"] == len(ids)
+    assert report["feedback"]["n"] == labels["used"] == report["corrections"]["n"]
     assert report["mnist_test"]["n"] == 2000
-    assert report["corrections"]["n"] == len(ids)
     assert job.result["base_version"] == 1
     assert not [n for n in _names(served) if n.startswith(".")]  # no staging leftovers
 

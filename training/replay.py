@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from digit_app.config import get_settings
 from training.handwriting import TRAIN_SETS, load_sets
 from training.mixing import train_samples
 from training.render import render
@@ -45,6 +46,25 @@ def real_pool(
         r.images[:, 0],
         r.labels,
         {"sets": sorted(sets), "count": int(len(r.labels)), "missing": sorted(missing)},
+    )
+
+
+def replay_pool(cfg: Any, mnist: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """What a retraining may replay, and checks stored labels against: `cfg.replay` images,
+    `cfg.real_replay` of them real train-split handwriting (when on this machine), the rest MNIST's
+    training images; uint8 (N, 28, 28), labels, and the real part's card entry."""
+    settings = get_settings()
+    x_real, y_real, card = real_pool(
+        cfg.real_replay,
+        cfg.handwriting_dir or settings.handwriting_dir,
+        cfg.seed,
+        settings.cache_dir / "rendered",
+    )
+    part = np.random.default_rng(cfg.seed).permutation(len(mnist.y_train))[: max(0, cfg.replay - len(y_real))]
+    return (
+        np.concatenate([mnist.x_train[part], x_real]),
+        np.concatenate([mnist.y_train[part], y_real]),
+        card,
     )
 
 

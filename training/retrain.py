@@ -33,7 +33,8 @@ from digit_app.feedback import FeedbackStore  # noqa: E402
 from digit_app.jobs import JobBusyError, JobStore  # noqa: E402
 from training.config import add_config_arguments  # noqa: E402
 from training.data import DataError, load_mnist  # noqa: E402
-from training.replay import predict, real_pool, training_mix  # noqa: E402
+from training.gate import check_labels, gate  # noqa: E402
+from training.replay import predict, replay_pool, training_mix  # noqa: E402
 
 
 class CancelledError(Exception):
@@ -148,59 +149,6 @@ def _dataset(cfg: RetrainConfig, x: np.ndarray, y: np.ndarray) -> Any:
     )
 
 
-def gate(
-    cfg: RetrainConfig,
-    y_test: np.ndarray,
-    base_test: np.ndarray,
-    cand_test: np.ndarray,
-    y_fb: np.ndarray,
-    base_fb: np.ndarray,
-    cand_fb: np.ndarray,
-) -> dict[str, Any]:
-    """Compare the candidate with the served model; `passed` only if every rule holds."""
-
-    def recall(probs: np.ndarray) -> np.ndarray:
-        pred = probs.argmax(1)
-        return np.array(
-            [float((pred[y_test == d] == d).mean()) if (y_test == d).any() else 1.0 for d in range(10)]
-        )
-
-    base_acc = float((base_test.argmax(1) == y_test).mean())
-    cand_acc = float((cand_test.argmax(1) == y_test).mean())
-    class_drop = recall(base_test) - recall(cand_test)
-    worst = int(class_drop.argmax())
-    fb_base = float((base_fb.argmax(1) == y_fb).mean()) if len(y_fb) else 1.0
-    fb_cand = float((cand_fb.argmax(1) == y_fb).mean()) if len(y_fb) else 1.0
-    checks = {
-        "mnist": base_acc - cand_acc <= cfg.max_mnist_drop + 1e-12,
-        "per_class": float(class_drop[worst]) <= cfg.max_class_drop + 1e-12,
-        "feedback": fb_cand >= cfg.min_feedback_accuracy,
-    }
-    reasons = []
-    if not checks["mnist"]:
-        reasons.append(
-            f"MNIST test accuracy would drop {100 * (base_acc - cand_acc):.2f} points "
-            f"(allowed {100 * cfg.max_mnist_drop:.2f})"
-        )
-    if not checks["per_class"]:
-        reasons.append(
-            f"recall of digit {worst} would drop {100 * class_drop[worst]:.2f} points "
-            f"(allowed {100 * cfg.max_class_drop:.2f})"
-        )
-    if not checks["feedback"]:
-        reasons.append(
-            f"it gets only {fb_cand:.1%} of the feedback right (needs {cfg.min_feedback_accuracy:.0%})"
-        )
-    return {
-        "passed": all(checks.values()),
-        "checks": checks,
-        "reasons": reasons,
-        "mnist_test": {"served": base_acc, "candidate": cand_acc, "n": int(len(y_test))},
-        "worst_class_drop": {"digit": worst, "points": round(100 * float(class_drop[worst]), 3)},
-        "feedback": {"served": fb_base, "candidate": fb_cand, "n": int(len(y_fb))},
-    }
-
-
 def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -> dict[str, Any]:
     """The whole fine-tuning run; returns the job result (gate report and version, if published)."""
     import keras
@@ -218,24 +166,30 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     keras_file = base_path / model_store.EXTRA_DIR / KERAS_FILE
     if not keras_file.is_file():
         raise RetrainError(f"version {base_version} has no {KERAS_FILE} to fine-tune")
-    x_fb, y_fb, pred_fb = FeedbackStore(settings=settings).training_set()
+    store = FeedbackStore(settings=settings)
+    x_fb, y_fb, pred_fb, fb_ids, reviews = store.training_rows()
     if len(x_fb) == 0:
         raise RetrainError(
             "there is no feedback to learn from yet: confirm or correct some predictions first"
         )
     mnist = load_mnist(cfg.data_dir or settings.mnist_dir, progress=False)
-    x_real, y_real, real_card = real_pool(
-        cfg.real_replay,
-        cfg.handwriting_dir or settings.handwriting_dir,
-        cfg.seed,
-        settings.cache_dir / "rendered",
-    )
+    x_pool, y_pool, real_card = replay_pool(cfg, mnist)
     n_test = min(cfg.test_limit or len(mnist.y_test), len(mnist.y_test))
     x_te, y_te = mnist.x_test[:n_test], mnist.y_test[:n_test].astype(np.int64)
 
     keras.utils.set_random_seed(cfg.seed)
     base = load_model(keras_file)
     base_test = predict(base, x_te)
+    reporter.update(force=True, phase="checking the stored labels")
+    use, label_counts = check_labels(
+        cfg, store, base, base_version, (x_fb, y_fb, fb_ids, reviews), (x_pool, y_pool)
+    )
+    x_fb, y_fb, pred_fb = x_fb[use], y_fb[use], pred_fb[use]
+    if len(x_fb) == 0:
+        raise RetrainError(
+            f"all {label_counts['stored']} stored samples are held out as suspect or rejected:"
+            " review them on the Retrain page"
+        )
     base_fb = predict(base, x_fb)
     model = load_model(keras_file)
     if cfg.freeze_batchnorm:  # a frozen BatchNormalization layer also runs in inference mode
@@ -244,11 +198,6 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
                 layer.trainable = False
 
     corrected = (pred_fb >= 0) & (pred_fb != y_fb)
-    mnist_part = np.random.default_rng(cfg.seed).permutation(len(mnist.y_train))[
-        : max(0, cfg.replay - len(y_real))
-    ]
-    x_pool = np.concatenate([mnist.x_train[mnist_part], x_real])
-    y_pool = np.concatenate([mnist.y_train[mnist_part], y_real])
     x_mix, y_mix = training_mix(cfg, x_fb, y_fb, x_pool, y_pool, teacher=base, corrected=corrected)
     ds = _dataset(cfg, x_mix, y_mix)
     steps_per_epoch = int(ds.cardinality().numpy())
@@ -282,6 +231,7 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     corrections = int(corrected.sum())
     learned = (cand_fb.argmax(1) == y_fb)[corrected]
     report["corrections"] = {"n": corrections, "learned": float(learned.mean()) if corrections else 1.0}
+    report["labels"] = label_counts
     base_card = model_store.read_card(model_dir, base_version)
     temperature = model_store.card_temperature(base_card)  # the parent's calibration carries over
     card: dict[str, Any] = {
@@ -294,7 +244,14 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
         "data": {
             "source": mnist.source,
             "sha256": mnist.sha256,
-            "counts": {"feedback": int(len(y_fb)), "corrections": corrections, "replay": int(len(y_pool))},
+            "counts": {
+                "feedback": int(len(y_fb)),
+                "corrections": corrections,
+                "replay": int(len(y_pool)),
+                "held_out_suspect": label_counts["held_out_suspect"],
+                "accepted": label_counts["accepted"],
+                "rejected": label_counts["rejected"],
+            },
             "handwriting": real_card,
         },
         "timings": {"fit_seconds": round(fit_seconds, 1)},

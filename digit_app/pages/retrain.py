@@ -8,11 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from digit_app import admin, insights
-from digit_app.config import get_settings
-from digit_app.feedback import FeedbackError, FeedbackStore
+from digit_app.config import get_settings, retrain_config_dict
+from digit_app.feedback import SOURCES, FeedbackError, FeedbackStore
 from digit_app.jobs import Job, JobBusyError, JobStore
 from digit_app.model_store import ModelStoreError
 from digit_app.pages.common import admin_password, guarded, session_id
+from digit_app.suspicion import ACCEPTED, REJECTED, is_suspect
 
 PER_PAGE = 12
 
@@ -36,8 +37,15 @@ def view() -> None:
     settings = get_settings()
     store = FeedbackStore(settings=settings)
     password = admin_password()
+    threshold = float(retrain_config_dict()["suspect_threshold"])
     overview = insights.corrections_overview(
-        store, settings.model_dir, page=st.session_state.get("page", 0), per_page=PER_PAGE
+        store,
+        settings.model_dir,
+        page=st.session_state.get("page", 0),
+        per_page=PER_PAGE,
+        threshold=threshold,
+        label=st.session_state.get("filter_digit"),
+        sources=st.session_state.get("filter_sources") or None,
     )
     a, b, c = st.columns(3)
     a.metric("Feedback samples", f"{overview.total:,}")
@@ -46,9 +54,11 @@ def view() -> None:
 
     st.subheader("Retraining")
     st.caption(
-        "Fine-tunes the served model on all stored feedback mixed with a replay of MNIST, in a separate "
-        "process. The result is published only if it keeps MNIST accuracy (at most 0.1 point lower) and "
-        "gets the feedback right; otherwise the served model stays."
+        "Fine-tunes the served model on the stored feedback mixed with a replay of MNIST and real handwriting, "
+        "in a separate process. First every stored label is checked against the served model and the "
+        f"nearest training digits; corrections scoring {threshold:.2f} or more are held out unless an admin "
+        "accepted them, and rejected ones are never used. The result is published only if it keeps MNIST "
+        "accuracy (at most 0.1 point lower) and gets the feedback it learned from right."
     )
     if st.button("Retrain", type="primary", icon=":material/model_training:", disabled=overview.total == 0):
         job = _admin_call(admin.start_retrain, password, None)
@@ -57,7 +67,7 @@ def view() -> None:
     job_panel(password)
 
     st.subheader("Stored feedback")
-    corrections_list(store, overview, password)
+    corrections_list(store, overview, password, threshold)
 
     st.subheader("Model versions")
     versions_panel(password)
@@ -125,6 +135,12 @@ def show_outcome(job: Job) -> None:
     text = f"Job {job.id} {job.status} at {_when(job.finished_at)}: {job.message or ''}"
     {"published": st.success, "rejected": st.warning}.get(job.status, st.error)(text)
     gate = job.result.get("gate")
+    labels = (gate or {}).get("labels")
+    if labels:
+        st.caption(
+            f"Learned from {labels['used']} of {labels['stored']} stored samples: {labels['held_out_suspect']} held"
+            f" out as suspect, {labels['accepted']} accepted and {labels['rejected']} rejected by an admin."
+        )
     if gate:
         table = pd.DataFrame(
             {
@@ -144,29 +160,54 @@ def show_outcome(job: Job) -> None:
 
 
 def corrections_list(
-    store: FeedbackStore, overview: insights.CorrectionsOverview, password: str | None
+    store: FeedbackStore, overview: insights.CorrectionsOverview, password: str | None, threshold: float
 ) -> None:
+    left, right = st.columns(2)
+    left.selectbox(
+        "Digit (the stored label)",
+        [None, *range(10)],
+        key="filter_digit",
+        format_func=lambda d: "all" if d is None else str(d),
+    )
+    right.multiselect("Source", list(SOURCES), key="filter_sources")
     if not overview.rows:
         st.info("No corrections stored yet. Correct a prediction on the Draw or Upload page.")
         return
-    pages = max(1, -(-overview.corrections // PER_PAGE))
+    st.caption(
+        f"{overview.suspects} suspect correction(s) first (likely wrong labels, held out of retraining until"
+        " accepted), then the ones the model was least sure about, then the rest."
+    )
+    pages = max(1, -(-overview.listed // PER_PAGE))
     if pages > 1:
         st.number_input("Page", 1, pages, key="page_number", on_change=_set_page)
     cols = st.columns(4)
     for i, row in enumerate(overview.rows):
         with cols[i % 4]:
-            img = overview.thumbnails.get(row.id)
-            if img is not None:
-                st.image(img.clip(0, 1), width=56, clamp=True)
-            st.caption(f"#{row.id} · read as {row.predicted}, labelled **{row.label}** · {row.source}")
-            label = st.selectbox("Label", list(range(10)), index=row.label, key=f"label-{row.id}")
-            b1, b2 = st.columns(2)
-            relabel = b1.button("Relabel", key=f"relabel-{row.id}", disabled=label == row.label)
-            if relabel and _admin_call(admin.relabel_feedback, row.id, label, password) is not None:
+            correction_card(row, overview.thumbnails.get(row.id), password, threshold)
+
+
+def correction_card(row: object, img: object, password: str | None, threshold: float) -> None:
+    """One stored correction: thumbnail, labels, why it is (or is not) suspect, and the admin's actions."""
+    if img is not None:
+        st.image(img.clip(0, 1), width=56, clamp=True)
+    suspect = is_suspect(row.suspicion, row.suspicion_checked, row.review, threshold)
+    flag = "**suspect** · " if suspect else (f"{row.review} · " if row.review else "")
+    st.caption(f"{flag}#{row.id} · read as {row.predicted}, labelled **{row.label}** · {row.source}")
+    if row.suspicion_reason:
+        st.caption(f"suspicion {row.suspicion:.2f}: {row.suspicion_reason}")
+    if suspect or row.review:
+        for column, decision, text in zip(st.columns(2), (ACCEPTED, REJECTED), ("Accept", "Reject")):
+            pressed = column.button(text, key=f"{decision}-{row.id}", disabled=row.review == decision)
+            if pressed and _admin_call(admin.review_feedback, row.id, decision, password) is not None:
                 st.rerun()
-            delete = b2.button("Delete", key=f"delete-{row.id}")
-            if delete and _admin_call(admin.delete_feedback, [row.id], password) is not None:
-                st.rerun()
+    label = st.selectbox("Label", list(range(10)), index=row.label, key=f"label-{row.id}")
+    b1, b2 = st.columns(2)
+    relabel = b1.button("Relabel", key=f"relabel-{row.id}", disabled=label == row.label)
+    if relabel and _admin_call(admin.relabel_feedback, row.id, label, password) is not None:
+        st.rerun()
+    delete = b2.button("Delete", key=f"delete-{row.id}")
+    if delete and _admin_call(admin.delete_feedback, [row.id], password) is not None:
+        st.rerun()
 
 
 def _set_page() -> None:
@@ -187,6 +228,8 @@ def versions_panel(password: str | None) -> None:
             "learned feedback": st.column_config.NumberColumn(format=PERCENT),
             "macro F1": st.column_config.NumberColumn(format="%.4f"),
             "feedback samples": st.column_config.NumberColumn(format="%d"),
+            "held out as suspect": st.column_config.NumberColumn(format="%d"),
+            "accepted by an admin": st.column_config.NumberColumn(format="%d"),
         },
     )
     older = [int(v) for v in table["version"].tolist()[1:]]
