@@ -51,10 +51,12 @@ def _pool(cfg: RetrainConfig) -> tuple[np.ndarray, np.ndarray]:
 
 def _flagged(cfg: RetrainConfig, model: object, pool: tuple, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
     from training.gate import score_labels
+    from training.replay import teacher_view
 
     if not len(x):
         return np.zeros(0)
-    return np.array([s.score for s in score_labels(cfg, model, x, labels, pool)])
+    bank = (teacher_view(model, pool[0]).unit, pool[1])
+    return np.array([s.score for s in score_labels(cfg, teacher_view(model, x), labels, bank)])
 
 
 def dev_cases() -> dict[str, tuple[np.ndarray, np.ndarray, str]]:

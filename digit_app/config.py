@@ -152,7 +152,7 @@ def as_dict(cfg: Any) -> dict[str, Any]:
 class RetrainConfig:
     """Fine-tuning the served model on users' feedback, and the gate a candidate must pass."""
 
-    epochs: int = option(3, "Passes over the mix of feedback and replayed images.")
+    epochs: int = option(8, "Passes of the dense head over the mix of feedback and replayed images.")
     replay: int = option(
         16000, "Images replayed each epoch (MNIST and real handwriting), so nothing learned is forgotten."
     )
@@ -170,10 +170,14 @@ class RetrainConfig:
         " often as the correction, so the boundary moves only between them (0 = off).",
     )
     augment: float = option(
-        0.5, "Scale of the mild random rotation, shift, zoom, shear and warp of every image (0 = none)."
+        0.5,
+        "Scale of the mild random rotation, shift, zoom, shear and warp of the feedback's copies (0 = none).",
     )
-    optimizer: str = option("sgd", "sgd (momentum 0.9; moves the served weights least) or adamw.")
-    learning_rate: float = option(0.01, "Starting learning rate (cosine decay to 0).")
+    feedback_copies: int = option(
+        8, "Ways each feedback image is learned: as stored, and varied copies (the rest, `augment`)."
+    )
+    optimizer: str = option("adamw", "adamw or sgd (momentum 0.9).")
+    learning_rate: float = option(1e-3, "Starting learning rate (cosine decay to 0).")
     distill: float = option(
         0.5, "Weight of the served model's own answers in the replayed images' targets (less forgetting)."
     )
@@ -201,6 +205,11 @@ class RetrainConfig:
         0.97,
         "Suspicion score (0..1) from which a correction is held out: the lowest that flags at most 10%"
         " of honest corrections on version 7's validation writers (`benchmarks.suspects --tune`).",
+    )
+    max_suspect_share: float = option(
+        0.5,
+        "When more of the stored labels than this are held out as suspect, nothing is learned: a batch"
+        " that is mostly wrong is an attack or a mistake, and what slipped past the check would be learned.",
     )
     suspect_neighbours: int = option(
         8, "Nearest training digits (in the served model's features) asked about each stored label."

@@ -259,25 +259,53 @@ def test_nearest_images_finds_each_anchor_and_its_look_alikes() -> None:
 
 
 def test_training_mix_replays_the_neighbours_of_corrections_only() -> None:
+    from training.head import Head
     from training.replay import training_mix
 
     rng = np.random.default_rng(1)
     x_mn = rng.integers(0, 256, (100, 28, 28), dtype=np.uint8)  # the whole pool is replayed
     y_mn = rng.integers(0, 10, 100)
-    x_fb = x_mn[[3, 4]].astype(np.float32) / 255.0
-    y_fb = np.array([1, 2])
-    corrected = np.array([True, False])
+    head = Head(_tiny_classifier())
+    pool = (head.features(x_mn), y_mn)
+    view = head.view(pool[0])
+    fb = (pool[0][[3, 4]][None], np.array([1, 2]))  # one copy of two feedback images
+    anchors = view.unit[[3]]  # only image 3 is a correction
     cfg = RetrainConfig(replay=100, feedback_share=0.5, neighbours=1, distill=0.0)
-    x, t = training_mix(cfg, x_fb, y_fb, x_mn, y_mn, teacher=_tiny_classifier(), corrected=corrected)
-    plain, _ = training_mix(
-        RetrainConfig(replay=100, feedback_share=0.5, distill=0.0), x_fb, y_fb, x_mn, y_mn
-    )
+    x, t = training_mix(cfg, fb, pool, view, anchors)
+    plain, _ = training_mix(RetrainConfig(replay=100, feedback_share=0.5, distill=0.0), fb, pool)
     # 100 replayed + 100 feedback; with neighbours, the correction's nearest replayed image
     # (itself, image 3) is replayed as often as each feedback sample (50 times) with its label.
     assert len(plain) == 200 and len(x) == 250
-    copies = np.all(np.isclose(x, x_mn[3] / 255.0), axis=(1, 2))
-    assert copies.sum() - np.all(np.isclose(plain, x_mn[3] / 255.0), axis=(1, 2)).sum() == 50
+    copies = np.all(np.isclose(x, pool[0][3]), axis=1)
+    assert copies.sum() - np.all(np.isclose(plain, pool[0][3]), axis=1).sum() == 50
     assert np.all(t[copies & (np.arange(len(x)) < 150)].argmax(1) == y_mn[3])
+    distilled, targets = training_mix(
+        RetrainConfig(replay=100, feedback_share=0.5, distill=1.0), fb, pool, view
+    )
+    np.testing.assert_allclose(
+        targets[:100],
+        view.probs[np.all(np.isclose(distilled[:100, None], pool[0][None]), axis=2).argmax(1)],
+        atol=1e-6,
+    )
+
+
+def test_head_shares_the_model_weights_and_answers_like_it() -> None:
+    """Fitting the head fine-tunes the full model in place; its answers are the model's."""
+    from training.head import Head
+
+    model = _tiny_classifier()
+    head = Head(model)
+    images = np.random.default_rng(2).integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    np.testing.assert_allclose(
+        head.probs(head.features(images)), model.predict(images[..., None] / 255.0, verbose=0), atol=1e-5
+    )
+    head.model.layers[-1].kernel.assign(np.zeros(head.model.layers[-1].kernel.shape))
+    np.testing.assert_allclose(
+        model.predict(images[..., None] / 255.0, verbose=0)[0],
+        head.probs(head.features(images))[0],
+        atol=1e-5,
+    )
+    assert len(head.features(images[:0])) == 0 and len(head.view(head.features(images[:0])).probs) == 0
 
 
 # --- real fine-tuning runs (slow) -----------------------------------------------------------

@@ -18,7 +18,7 @@ import numpy as np
 from digit_app import suspicion
 from digit_app.config import RetrainConfig
 from digit_app.feedback import FeedbackStore
-from training.replay import teacher_view
+from training.head import View
 
 
 def gate(
@@ -75,29 +75,26 @@ def gate(
 
 
 def score_labels(
-    cfg: RetrainConfig, model: Any, x: np.ndarray, labels: np.ndarray, pool: tuple[np.ndarray, np.ndarray]
+    cfg: RetrainConfig, fb: View, labels: np.ndarray, bank: tuple[np.ndarray, np.ndarray]
 ) -> list[suspicion.Suspicion]:
-    """Each label scored against the model and the labels of its nearest digits in `pool`
-    (images, labels), in the model's features (`teacher_view`)."""
-    features, probs = teacher_view(model, x)
-    bank = teacher_view(model, pool[0])[0]
-    near = suspicion.nearest_labels(features, bank, pool[1], cfg.suspect_neighbours)
-    return suspicion.score(probs, labels, near)
+    """Each label scored against the model's view of its image (`training.head.View`) and the
+    labels of its nearest digits in `bank` (unit features and labels of the replay pool)."""
+    near = suspicion.nearest_labels(fb.unit, bank[0], bank[1], cfg.suspect_neighbours)
+    return suspicion.score(fb.probs, labels, near)
 
 
 def check_labels(
     cfg: RetrainConfig,
     store: FeedbackStore,
-    model: Any,
     version: int,
-    feedback: tuple[np.ndarray, np.ndarray, list[int], list[str | None]],
-    pool: tuple[np.ndarray, np.ndarray],
+    feedback: tuple[View, np.ndarray, list[int], list[str | None]],
+    bank: tuple[np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Score every stored label against the served model and its nearest training digits (the
     replay pool: MNIST and real train-split handwriting), store the scores, and say which rows
     to learn from (`digit_app.suspicion.usable`) with the counts for the report."""
-    x_fb, y_fb, ids, reviews = feedback
-    scored = score_labels(cfg, model, x_fb, y_fb, pool)
+    view, y_fb, ids, reviews = feedback
+    scored = score_labels(cfg, view, y_fb, bank)
     store.set_suspicion(dict(zip(ids, scored)), version)
     use = suspicion.usable(scored, reviews, cfg.suspect_threshold, cfg.hold_out_suspects)
     suspect = np.array([s.score >= cfg.suspect_threshold for s in scored], dtype=bool)

@@ -1,7 +1,8 @@
 """What a fine-tuning replays beside the users' corrections, so it forgets nothing it knew.
 
-In: the retraining config, MNIST, the served model and the corrections. Out: one epoch's
-images and target distributions: a sample of MNIST's training images and of the real
+In: the retraining config, MNIST, and the served model's view (`training.head`) of the replay
+pool and of the corrections. Out: the pool itself, and one epoch's trunk features and target
+distributions: a sample of MNIST's training images and of the real
 handwriting train splits found on this machine (the same digits the served model learned
 from), the corrections oversampled up to their share, and the replayed images nearest to each
 correction in the served model's features.
@@ -20,6 +21,7 @@ import numpy as np
 
 from digit_app.config import get_settings
 from training.handwriting import TRAIN_SETS, load_sets
+from training.head import Head, View
 from training.mixing import train_samples
 from training.render import render
 
@@ -68,17 +70,11 @@ def replay_pool(cfg: Any, mnist: Any) -> tuple[np.ndarray, np.ndarray, dict[str,
     )
 
 
-def teacher_view(model: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def teacher_view(model: Any, images: np.ndarray) -> View:
     """The features the model classifies from (the input of its last layer, unit length) and
     its probabilities, from one pass over the images."""
-    import keras
-
-    if len(images) == 0:
-        return np.zeros((0, 1), np.float32), np.zeros((0, 10), np.float32)
-    view = keras.Model(model.inputs, [model.layers[-1].input, model.outputs[0]])
-    features, probs = predict(view, images)
-    features = features.reshape(len(images), -1)
-    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-9), probs
+    head = Head(model)
+    return head.view(head.features(images))
 
 
 def nearest_images(anchors: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
@@ -103,45 +99,37 @@ def predict(model: Any, x: np.ndarray) -> Any:
 
 def training_mix(
     cfg: Any,
-    x_fb: np.ndarray,
-    y_fb: np.ndarray,
-    x_pool: np.ndarray,
-    y_pool: np.ndarray,
-    teacher: Any = None,
-    corrected: np.ndarray | None = None,
+    fb: tuple[np.ndarray, np.ndarray],
+    pool: tuple[np.ndarray, np.ndarray],
+    pool_view: View | None = None,
+    anchors: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One epoch's worth: the replay sample plus the feedback repeated up to its share.
+    """One epoch's worth of trunk features (`training.head`) and target distributions: the
+    replay sample plus the feedback repeated up to its share.
 
-    `x_pool` holds what may be replayed (MNIST's training images and real handwriting, uint8).
-    Targets are probability vectors: one-hot for the feedback; for the replayed images a blend
-    of the label and the served model's own answer (`distill`), which keeps the fine-tuned
-    model's behaviour close to the served one (learning without forgetting). With
-    `neighbours`, the pool images that look most like each correction (`corrected` marks them)
-    are replayed as often as it is, so the boundary moves between them, not over them.
+    `fb` is (features of each feedback image's copies, shaped (copies, N, D), labels (N,));
+    `pool` is (features, labels) of what may be replayed (MNIST's training images and real
+    handwriting). With `pool_view` (the served model's view of the pool), the replayed targets
+    blend the label and the served model's own answer (`distill`), which keeps the fine-tuned
+    model's behaviour close to the served one (learning without forgetting). With `anchors`
+    (the served model's unit features of the corrections) and `neighbours`, the pool images
+    that look most like each correction are replayed as often as it is, so the boundary moves
+    between them, not over them.
     """
+    fb_features, y_fb = fb
+    pool_features, y_pool = pool
+    copies, n = fb_features.shape[:2]
     rng = np.random.default_rng(cfg.seed)
-    replay = rng.choice(len(x_pool), size=min(cfg.replay, len(x_pool)), replace=False)
+    replay = rng.choice(len(y_pool), size=min(cfg.replay, len(y_pool)), replace=False)
     share = min(max(cfg.feedback_share, 0.0), 0.9)
-    n_fb = max(len(x_fb), int(round(len(replay) * share / max(1e-9, 1.0 - share))))
-    fb_idx = np.resize(rng.permutation(len(x_fb)), n_fb)
-    pool_probs = None
-    if teacher is not None and cfg.neighbours > 0:
-        # Searched among the replay sample only: its features serve the distillation too, and a
-        # pass over all 60,000 MNIST images took a quarter of a retraining's time.
-        features, pool_probs = teacher_view(teacher, x_pool[replay])
-        anchors = x_fb if corrected is None else x_fb[corrected]
-        near = replay[nearest_images(teacher_view(teacher, anchors)[0], features, cfg.neighbours)]
-        if len(near):
-            repeats = max(1, int(round(n_fb / len(x_fb))))
-            extra = np.tile(near, repeats)
-            order = {j: i for i, j in enumerate(replay)}
-            pool_probs = np.concatenate([pool_probs, pool_probs[[order[j] for j in extra]]])
-            replay = np.concatenate([replay, extra])
-    x_replay = x_pool[replay].astype(np.float32) / 255.0
+    n_fb = max(copies * n, int(round(len(replay) * share / max(1e-9, 1.0 - share))))
+    fb_idx = np.resize(rng.permutation(copies * n), n_fb)
+    if pool_view is not None and anchors is not None and cfg.neighbours > 0:
+        near = replay[nearest_images(anchors, pool_view.unit[replay], cfg.neighbours)]
+        replay = np.concatenate([replay, np.tile(near, max(1, int(round(n_fb / max(n, 1)))))])
     t_replay = np.eye(10, dtype=np.float32)[y_pool[replay]]
-    if teacher is not None and cfg.distill > 0:
-        answers = pool_probs if pool_probs is not None else predict(teacher, x_replay)
-        t_replay = (1 - cfg.distill) * t_replay + cfg.distill * answers
-    x = np.concatenate([x_replay, x_fb[fb_idx]])
-    t = np.concatenate([t_replay, np.eye(10, dtype=np.float32)[y_fb[fb_idx]]])
+    if pool_view is not None and cfg.distill > 0:
+        t_replay = (1 - cfg.distill) * t_replay + cfg.distill * pool_view.probs[replay]
+    x = np.concatenate([pool_features[replay], fb_features.reshape(copies * n, -1)[fb_idx]])
+    t = np.concatenate([t_replay, np.eye(10, dtype=np.float32)[np.tile(y_fb, copies)[fb_idx]]])
     return x, t

@@ -3,8 +3,9 @@
     python -m training.retrain                 # from the command line (takes the same lock as the UI)
     python -m training.retrain --job 12        # the worker process the Retrain page starts
 
-The candidate learns the feedback (oversampled, lightly augmented) mixed with a replayed
-sample of MNIST, so it does not forget MNIST. It is published as the next version only
+The stored labels are checked first (`training.gate.check_labels`). The candidate's dense head
+(`training.head`) then learns the feedback (oversampled, with mildly varied copies) mixed with a
+replayed sample of MNIST and real train-split handwriting, so it forgets nothing it knew. It is published as the next version only
 if its MNIST test accuracy drops by at most `max_mnist_drop`, no digit's recall drops by
 more than `max_class_drop`, and it gets at least `min_feedback_accuracy` of the feedback
 right. Otherwise it is kept aside with its report and the served model stays.
@@ -34,7 +35,8 @@ from digit_app.jobs import JobBusyError, JobStore  # noqa: E402
 from training.config import add_config_arguments  # noqa: E402
 from training.data import DataError, load_mnist  # noqa: E402
 from training.gate import check_labels, gate  # noqa: E402
-from training.replay import predict, replay_pool, training_mix  # noqa: E402
+from training.head import Head  # noqa: E402
+from training.replay import replay_pool, training_mix  # noqa: E402
 
 
 class CancelledError(Exception):
@@ -129,22 +131,30 @@ def _progress_callback(reporter: Reporter, epochs: int, steps_per_epoch: int) ->
     return _Progress()
 
 
-def _dataset(cfg: RetrainConfig, x: np.ndarray, y: np.ndarray) -> Any:
+def _varied(cfg: RetrainConfig, x: np.ndarray) -> np.ndarray:
+    """(feedback_copies - 1, N, 28, 28) in 0..1: mildly varied copies of the feedback images,
+    so the head learns the drawing, not its exact pixels."""
     import tensorflow as tf
 
     from training.augment import random_geometry
 
-    def augment(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        # Mild: the feedback must still be recognisable as exactly what the user drew.
-        a = max(cfg.augment, 0.0)
-        images = random_geometry(images, 6.0 * a, 1.5 * a, 0.06 * a, 0.06 * a, 0.5 * a)
-        return tf.clip_by_value(images, 0.0, 1.0)[..., None], targets
+    tf.random.set_seed(cfg.seed)
+    x = x.astype(np.float32) / 255.0 if x.max(initial=0) > 1.5 else x.astype(np.float32)
+    a = max(cfg.augment, 0.0)  # mild: the feedback must still be exactly what the user drew
+    varied = [
+        tf.clip_by_value(random_geometry(tf.constant(x), 6.0 * a, 1.5 * a, 0.06 * a, 0.06 * a, 0.5 * a), 0, 1)
+        for _ in range(max(cfg.feedback_copies, 1) - 1)
+    ]
+    return np.stack([v.numpy() for v in varied]) if varied else np.zeros((0, *x.shape), np.float32)
+
+
+def _dataset(cfg: RetrainConfig, x: np.ndarray, t: np.ndarray) -> Any:
+    import tensorflow as tf
 
     return (
-        tf.data.Dataset.from_tensor_slices((x, y))
+        tf.data.Dataset.from_tensor_slices((x, t))
         .shuffle(len(x), seed=cfg.seed, reshuffle_each_iteration=True)
         .batch(cfg.batch_size)
-        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
 
@@ -178,28 +188,40 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     x_te, y_te = mnist.x_test[:n_test], mnist.y_test[:n_test].astype(np.int64)
 
     keras.utils.set_random_seed(cfg.seed)
-    base = load_model(keras_file)
-    base_test = predict(base, x_te)
+    model = load_model(keras_file)
+    head = Head(model)  # only the dense head is fitted; see training/head.py for why
+    reporter.update(force=True, phase="reading the test set, the replay pool and the feedback")
+    f_te, f_pool, f_fb = head.features(x_te), head.features(x_pool), head.features(x_fb)
+    base_test, pool_view, fb_view = head.probs(f_te), head.view(f_pool), head.view(f_fb)
     reporter.update(force=True, phase="checking the stored labels")
     use, label_counts = check_labels(
-        cfg, store, base, base_version, (x_fb, y_fb, fb_ids, reviews), (x_pool, y_pool)
+        cfg, store, base_version, (fb_view, y_fb, fb_ids, reviews), (pool_view.unit, y_pool)
     )
-    x_fb, y_fb, pred_fb = x_fb[use], y_fb[use], pred_fb[use]
-    if len(x_fb) == 0:
+    if label_counts["held_out_suspect"] > cfg.max_suspect_share * label_counts["stored"]:
+        raise RetrainError(
+            f"{label_counts['held_out_suspect']} of the {label_counts['stored']} stored labels look"
+            f" wrong (more than {cfg.max_suspect_share:.0%}), so nothing is learned: review the"
+            " suspect ones on the Retrain page first"
+        )
+    if not use.any():
         raise RetrainError(
             f"all {label_counts['stored']} stored samples are held out as suspect or rejected:"
             " review them on the Retrain page"
         )
-    base_fb = predict(base, x_fb)
-    model = load_model(keras_file)
+    x_fb, y_fb, pred_fb, f_fb = x_fb[use], y_fb[use], pred_fb[use], f_fb[use]
+    base_fb = fb_view.probs[use]
+    corrected = (pred_fb >= 0) & (pred_fb != y_fb)
+    varied = _varied(cfg, x_fb)
+    f_varied = head.features(varied.reshape(-1, 28, 28)).reshape(len(varied), *f_fb.shape)
+    copies = np.concatenate([f_fb[None], f_varied])
+    x_mix, t_mix = training_mix(
+        cfg, (copies, y_fb), (f_pool, y_pool), pool_view, fb_view.unit[use][corrected]
+    )
     if cfg.freeze_batchnorm:  # a frozen BatchNormalization layer also runs in inference mode
-        for layer in model.layers:
+        for layer in head.model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
-
-    corrected = (pred_fb >= 0) & (pred_fb != y_fb)
-    x_mix, y_mix = training_mix(cfg, x_fb, y_fb, x_pool, y_pool, teacher=base, corrected=corrected)
-    ds = _dataset(cfg, x_mix, y_mix)
+    ds = _dataset(cfg, x_mix, t_mix)
     steps_per_epoch = int(ds.cardinality().numpy())
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, max(1, cfg.epochs * steps_per_epoch))
     if cfg.optimizer == "sgd":
@@ -208,12 +230,13 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
         optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4)
     else:
         raise RetrainError(f"unknown optimizer {cfg.optimizer!r} (sgd or adamw)")
-    model.compile(
+    head.model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05),
     )
+    reporter.update(force=True, phase="fine-tuning")
     t_fit = time.perf_counter()
-    model.fit(
+    head.model.fit(
         ds,
         epochs=cfg.epochs,
         verbose=0,
@@ -225,8 +248,8 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
         raise CancelledError()
 
     reporter.update(force=True, phase="evaluating the candidate")
-    cand_test = predict(model, x_te)
-    cand_fb = predict(model, x_fb)
+    cand_test = head.probs(f_te)
+    cand_fb = head.probs(f_fb)
     report = gate(cfg, y_te, base_test, cand_test, y_fb, base_fb, cand_fb)
     corrections = int(corrected.sum())
     learned = (cand_fb.argmax(1) == y_fb)[corrected]
