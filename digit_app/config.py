@@ -101,6 +101,13 @@ class Settings:
     )
     # Extra retraining settings as JSON (e.g. '{"epochs": 1}' for a quick demo or a test).
     retrain_overrides: str = field(default_factory=lambda: os.environ.get("DIGIT_APP_RETRAIN_CONFIG", ""))
+    # Start a retraining by itself once this many new corrections that are not suspect were saved
+    # since the served version (0 = never, the default; `digit_app.autoretrain`) ...
+    auto_retrain_after: int = field(default_factory=lambda: _env_int("DIGIT_APP_AUTO_RETRAIN_AFTER", 0))
+    # ... and never sooner than this many seconds after the last retraining started.
+    auto_retrain_interval_s: float = field(
+        default_factory=lambda: _env_float("DIGIT_APP_AUTO_RETRAIN_INTERVAL", 3600.0)
+    )
     # How long a write waits for a locked SQLite database before giving up with a message.
     db_busy_ms: int = field(default_factory=lambda: _env_int("DIGIT_APP_DB_BUSY_MS", 10_000))
     # A running job whose heartbeat is older than this is considered dead.

@@ -56,7 +56,7 @@ jobs = sa.Table(
     "jobs",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("kind", sa.String(16), nullable=False),  # retrain
+    sa.Column("kind", sa.String(16), nullable=False),  # retrain | auto-retrain
     sa.Column("status", sa.String(16), nullable=False, index=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("started_at", sa.Float, nullable=True),

@@ -163,9 +163,9 @@ class JobStore:
         assert job is not None
         return job
 
-    def launch(self, config: dict[str, Any]) -> Job:
+    def launch(self, config: dict[str, Any], kind: str = "retrain") -> Job:
         """Create a job and start its worker process, detached from this one."""
-        job = self.create(config)
+        job = self.create(config, kind=kind)
         log_dir = self.settings.data_dir / "jobs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"job-{job.id}.log"

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from digit_app import feedback
+from digit_app import autoretrain, feedback
 from digit_app.model_store import ModelStoreError
 from digit_app.predictor import Predictor, broken_versions, served_predictor
 
@@ -117,6 +117,9 @@ def feedback_form(result: object, *, key: str, source: str, model_version: int, 
         f"Thanks: saved {typed} as {what} ({len(ids)} digit(s)). It will be used by the next retraining."
     )
     st.success(saved[digest])
+    job = autoretrain.after_feedback_saved()  # stored already; the trigger never fails the save
+    if job is not None:
+        st.toast(f"Enough new corrections: automatic retraining job {job.id} started")
 
 
 def heatmap(frame: pd.DataFrame, title: str, normalized: bool) -> None:

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from digit_app import admin, insights
+from digit_app import admin, autoretrain, insights
 from digit_app.config import get_settings, retrain_config_dict
 from digit_app.feedback import SOURCES, FeedbackError, FeedbackStore
 from digit_app.jobs import Job, JobBusyError, JobStore
@@ -60,6 +60,9 @@ def view() -> None:
         "accepted them, and rejected ones are never used. The result is published only if it keeps MNIST "
         "accuracy (at most 0.1 point lower) and gets the feedback it learned from right."
     )
+    auto = autoretrain.status(settings)
+    if auto.enabled:
+        st.caption(auto.summary())
     if st.button("Retrain", type="primary", icon=":material/model_training:", disabled=overview.total == 0):
         job = _admin_call(admin.start_retrain, password, None)
         if job is not None:
