@@ -135,6 +135,7 @@ def versions_table(model_dir: Path) -> pd.DataFrame:
                 "feedback samples": counts.get("feedback"),
                 "held out as suspect": counts.get("held_out_suspect"),
                 "accepted by an admin": counts.get("accepted"),
+                "rejected by an admin": counts.get("rejected"),
                 "learned feedback": (gate.get("feedback") or {}).get("candidate"),
                 "training images": counts.get("train"),
             }

@@ -252,3 +252,27 @@ def correct_drawing(
     page.get_by_role("textbox", name="Correct digits").fill(truth)
     page.get_by_role("button", name="Save feedback").click()
     page.get_by_text("1 correction(s)").wait_for(timeout=30_000)
+
+
+def dataframe_cell(frame: object, column: str, row: int = 0) -> str:
+    """The text an st.dataframe (`frame`, its stDataFrame locator) shows in one cell.
+
+    Read from the grid's accessible table, which holds only the columns in view: when the column
+    is not among them, the grid is scrolled to its left end, then to its right end.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    frame.scroll_into_view_if_needed()
+    # That table is inside the grid's canvas, so never "visible": located by CSS, waited for attached.
+    header = frame.locator('th[role="columnheader"]', has_text=re.compile(f"^{re.escape(column)}$"))
+    for left in ("0", "e.scrollWidth"):
+        if header.count():
+            break
+        frame.locator(".dvn-scroller").evaluate(f"e => {{ e.scrollLeft = {left}; }}")
+        with contextlib.suppress(PlaywrightTimeout):  # not there either: try the other end
+            header.wait_for(state="attached", timeout=3_000)
+    header.wait_for(state="attached", timeout=10_000)
+    index = header.get_attribute("aria-colindex")
+    return frame.locator(
+        f'tr[aria-rowindex="{row + 2}"] [role="gridcell"][aria-colindex="{index}"]'
+    ).inner_text()

@@ -69,3 +69,29 @@ def misread_drawing(model_dir: Path, version: int, min_confidence: float = 0.9) 
         if d.label != sample["label"] and d.confidence >= min_confidence:
             return sample, d.label
     raise AssertionError(f"version {version} of {model_dir} reads every pendigits drawing right")
+
+
+def clear_drawing(model_dir: Path, version: int, digit: int, min_confidence: float = 0.99) -> dict:
+    """The first pendigits drawing of `digit` this model version reads right on the Draw page
+    (strokes redrawn as the page does, one digit found) at `min_confidence` or more.
+
+    End-to-end tests store a wrong label for it, as a careless or hostile user would, or confirm it.
+    """
+    import numpy as np
+
+    from digit_app.predictor import Predictor
+    from digit_app.recognize import recognize
+    from digit_app.strokes import render_strokes
+
+    predictor = Predictor.load(model_dir, version)
+    for sample in pendigits():
+        if sample["label"] != digit:
+            continue
+        strokes = [np.array(s, np.float64) for s in strokes_on_canvas(sample)]
+        result = recognize(render_strokes(strokes, (280, 280)), predictor, single=False, strokes=strokes)
+        found = result.detail[0] if len(result.detail) == 1 else None
+        if found is not None and found.label == digit and found.confidence >= min_confidence:
+            return sample
+    raise AssertionError(
+        f"version {version} of {model_dir} reads no pendigits {digit} at {min_confidence:.0%}"
+    )

@@ -233,6 +233,7 @@ def versions_panel(password: str | None) -> None:
             "feedback samples": st.column_config.NumberColumn(format="%d"),
             "held out as suspect": st.column_config.NumberColumn(format="%d"),
             "accepted by an admin": st.column_config.NumberColumn(format="%d"),
+            "rejected by an admin": st.column_config.NumberColumn(format="%d"),
         },
     )
     older = [int(v) for v in table["version"].tolist()[1:]]
