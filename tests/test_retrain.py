@@ -497,6 +497,13 @@ def test_retrain_cli_end_to_end(served: Path, mnist, tmp_path: Path, gate_flags:
         assert predictor.version == 2
         probs = predictor.predict_probabilities(mnist.x_test[:200, :, :, None].astype(np.float32) / 255.0)
         assert (probs.argmax(1) == mnist.y_test[:200]).mean() > 0.95
+        import sqlalchemy as sa
+
+        from digit_app import db
+
+        with FeedbackStore().engine.connect() as conn:  # every label rescored by the new version
+            versions = conn.execute(sa.select(db.feedback.c.suspicion_version)).scalars().all()
+        assert versions == [2] * len(ids)
     else:
         assert job.result["version"] is None and model_store.list_versions(served) == [1]
         assert report["reasons"] and "did not pass the gate" in job.message
