@@ -136,8 +136,9 @@ def _run(work: Path, items: list, relabel: bool | list[bool], overrides: str = "
 
 
 def _mixed(tmp: Path, wrong: list, right: list, overrides: str) -> list[str]:
-    """Honest corrections with 50 poisoned ones among them, with suspect labels held out (the
-    default) and with every label used: what is published, and how many honest ones it learned."""
+    """Honest corrections (every dev error found: the issue asks for 150) with 50 poisoned ones
+    among them, with suspect labels held out (the default) and with every label used: what is
+    published, and how many of the honest ones it reads right after."""
     items = wrong + right[:50]
     flips = [False] * len(wrong) + [True] * len(right[:50])
     rows = []
@@ -149,6 +150,9 @@ def _mixed(tmp: Path, wrong: list, right: list, overrides: str) -> list[str]:
         labels = (run["result"].get("gate") or {}).get("labels") or {}
         held = labels.get("held_out_suspect", 0)
         learned_text = f"{learned / n:.1%}" if run["status"] == "published" else "n/a (nothing published)"
+        mnist = (run["result"].get("gate") or {}).get("mnist_test")
+        if mnist:
+            learned_text += f"; MNIST {mnist['served']:.2%} -> {mnist['candidate']:.2%}"
         rows.append(
             f"| {len(wrong)} honest + {len(right[:50])} poisoned, {name} | **{run['status']}** ({held} held out as"
             f" suspect; {run['message']}) | {learned_text} | {run['seconds']:.0f} s |"
@@ -202,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             json.dumps({k: v for k, v in poison.items() if k not in {"store", "tail"}}, indent=1, default=str)
         )
-        mixed = [] if args.no_mixed else _mixed(Path(tmp), wrong, right, args.set)
+        mixed = [] if args.no_mixed else _mixed(Path(tmp), wrong + held, right, args.set)
     if good["rc"] != 0 or "gate" not in good["result"]:
         print(good["tail"], file=sys.stderr)
         return 1
@@ -223,7 +227,7 @@ config, timed from process start to the end of the job. The candidates are throw
 | outcome | {good["status"]} | published |
 | other wrong drawings (not trained on) now read right | {f"{fixed} of {n_held}" if good["status"] == "published" else "n/a (nothing published)"} | report |
 | {len(right)} poisoned corrections (right drawings, wrong labels) | **{poison["status"]}**: {poison["message"]} | nothing published |
-| poisoned run: MNIST test -> candidate, feedback learned | {p.get("mnist_test", {}).get("candidate", float("nan")):.2%}, {p.get("feedback", {}).get("candidate", float("nan")):.1%} | |
+| poisoned run: MNIST test -> candidate, feedback learned | {f"{p['mnist_test']['candidate']:.2%}, {p['feedback']['candidate']:.1%}" if p else "n/a (refused before training)"} | |
 | poisoned run wall time | {poison["seconds"]:.1f} s | |
 """
     if mixed:

@@ -75,6 +75,14 @@ def encode_many(drawings: Sequence[Sequence[np.ndarray]]) -> tuple[np.ndarray, l
     return np.stack(rows), kept
 
 
+def blend(image: np.ndarray, pen: np.ndarray, weight: float) -> np.ndarray:
+    """p ~ image^(1-w) * pen^w, renormalised: a product of experts, so a digit both models
+    find likely wins, and either model alone can veto a reading it finds very unlikely."""
+    logp = (1.0 - weight) * np.log(np.maximum(image, 1e-12)) + weight * np.log(np.maximum(pen, 1e-12))
+    p = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def strokes_in_boxes(
     strokes: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, int]], pad: float = 0.15
 ) -> list[list[np.ndarray]] | None:

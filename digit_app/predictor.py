@@ -234,8 +234,8 @@ class Predictor:
         self, probabilities: np.ndarray, drawings: Sequence[Sequence[np.ndarray] | None]
     ) -> np.ndarray:
         """The digit model's (N, 10) probabilities, with each row whose strokes are given blended
-        with the pen model's reading of them: p ~ p_image^(1-w) * p_pen^w (`training.pen`)."""
-        from digit_app.pen import encode_many
+        with the pen model's reading of them: p ~ p_image^(1-w) * p_pen^w (`digit_app.pen.blend`)."""
+        from digit_app.pen import blend, encode_many
 
         out = np.array(probabilities, np.float64)
         if not self.has_pen:
@@ -245,12 +245,7 @@ class Predictor:
         if not kept:
             return out
         rows = [rows[k] for k in kept]
-        w = self.pen_weight
-        logp = (1 - w) * np.log(np.maximum(out[rows], 1e-12)) + w * np.log(
-            np.maximum(self.pen_probabilities(x).astype(np.float64), 1e-12)
-        )
-        p = np.exp(logp - logp.max(axis=1, keepdims=True))
-        out[rows] = p / p.sum(axis=1, keepdims=True)
+        out[rows] = blend(out[rows], self.pen_probabilities(x).astype(np.float64), self.pen_weight)
         return out
 
     @staticmethod

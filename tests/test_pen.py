@@ -20,11 +20,11 @@ from digit_app.model_store import (
     tflite_dir,
     version_dir,
 )
-from digit_app.pen import PEN_FEATURES, PEN_POINTS, encode, strokes_in_boxes
+from digit_app.pen import PEN_FEATURES, PEN_POINTS, blend, encode, strokes_in_boxes
 from digit_app.predictor import Predictor
 from digit_app.recognize import recognize
 from digit_app.strokes import render_strokes
-from training.pen import WEIGHTS, blend, choose_weight
+from training.pen import WEIGHTS, choose_weight
 
 # A 4 written in two strokes (canvas pixels, y down) and a 7 in one.
 FOUR = [np.array([[60.0, 40], [40, 120], [110, 120]]), np.array([[95.0, 60], [95, 200]])]

@@ -27,7 +27,7 @@ import numpy as np
 
 from digit_app import model_store
 from digit_app.config import get_settings
-from digit_app.pen import PEN_FEATURES, PEN_POINTS, encode
+from digit_app.pen import PEN_FEATURES, PEN_POINTS, blend, encode
 from training.config import PenConfig, add_config_arguments, config_from_args
 from training.handwriting import HandwritingSet, Sample, load_sets
 from training.mixing import split_by_writer, train_samples
@@ -116,13 +116,6 @@ def image_probabilities(samples: list[Sample], version: int) -> np.ndarray:
         x = to_input(pen_copies([p for p in s.strokes if len(p)], 1, rng)[0])
         images.append(np.zeros((28, 28), np.uint8) if x is None else x)
     return predictor.predict_probabilities(np.stack(images).astype(np.float32)[..., None] / 255.0)
-
-
-def blend(image: np.ndarray, pen: np.ndarray, weight: float) -> np.ndarray:
-    """p ~ image^(1-w) * pen^w, renormalised (the Predictor's `blend_pen` does the same)."""
-    logp = (1.0 - weight) * np.log(np.maximum(image, 1e-12)) + weight * np.log(np.maximum(pen, 1e-12))
-    p = np.exp(logp - logp.max(axis=1, keepdims=True))
-    return p / p.sum(axis=1, keepdims=True)
 
 
 def choose_weight(image: np.ndarray, pen: np.ndarray, labels: np.ndarray) -> tuple[float, dict[str, float]]:

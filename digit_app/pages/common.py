@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from digit_app import autoretrain, feedback
+from digit_app import autoretrain, saving
 from digit_app.model_store import ModelStoreError
 from digit_app.predictor import Predictor, broken_versions, served_predictor
 
@@ -104,10 +104,10 @@ def feedback_form(result: object, *, key: str, source: str, model_version: int, 
     if not submitted:
         return
     try:
-        ids = feedback.record(
+        ids = saving.record(
             result, truth, source=source, session_id=session_id(), model_version=model_version, image=image
         )
-    except feedback.FeedbackError as exc:
+    except saving.FeedbackError as exc:
         st.warning(f"Not saved: {exc}.")
         return
     typed = "".join(truth.split())
