@@ -38,6 +38,8 @@ from training.gate import check_labels, gate, score_labels  # noqa: E402
 from training.head import Head  # noqa: E402
 from training.replay import replay_pool, training_mix  # noqa: E402
 
+MAX_FEEDBACK_ROWS = 60_000  # feedback images and their varied copies learned per retraining
+
 
 class CancelledError(Exception):
     """The user pressed Cancel."""
@@ -141,9 +143,11 @@ def _varied(cfg: RetrainConfig, x: np.ndarray) -> np.ndarray:
     tf.random.set_seed(cfg.seed)
     x = x.astype(np.float32) / 255.0 if x.max(initial=0) > 1.5 else x.astype(np.float32)
     a = max(cfg.augment, 0.0)  # mild: the feedback must still be exactly what the user drew
+    # Bounded: the copies' features (3,200 floats each) must fit in memory for any store size.
+    copies = max(1, min(cfg.feedback_copies, MAX_FEEDBACK_ROWS // max(len(x), 1)))
     varied = [
         tf.clip_by_value(random_geometry(tf.constant(x), 6.0 * a, 1.5 * a, 0.06 * a, 0.06 * a, 0.5 * a), 0, 1)
-        for _ in range(max(cfg.feedback_copies, 1) - 1)
+        for _ in range(copies - 1)
     ]
     return np.stack([v.numpy() for v in varied]) if varied else np.zeros((0, *x.shape), np.float32)
 
