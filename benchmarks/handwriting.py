@@ -271,12 +271,23 @@ def _edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
+def cheque_rows(root: Path, limit: int | None = None) -> list[dict[str, str]]:
+    """The cheques' label rows: file, digits, and the true box of each digit."""
+    with open(root / "cheques" / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows if limit is None else rows[:limit]
+
+
+def cheque_pairs(root: Path, limit: int | None = None) -> Iterator[tuple[np.ndarray, str]]:
+    """(picture as decoded for an upload, the digits written) of each cheque amount."""
+    folder = root / "cheques"
+    for row in cheque_rows(root, limit):
+        yield decode_image((folder / "images" / row["file"]).read_bytes(), row["file"]), row["digits"].strip()
+
+
 def score_cheques(root: Path, predictor, limit: int | None, keep_wrong: int = 0) -> list[Score]:
     folder = root / "cheques"
-    with open(folder / "labels.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    if limit is not None:
-        rows = rows[:limit]
+    rows = cheque_rows(root, limit)
     whole, digits, boxed = Score("cheques string"), Score("cheques digits"), Score("cheques true boxes")
     t0 = time.perf_counter()
     threshold = predictor.unsure_threshold

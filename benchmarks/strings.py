@@ -1,6 +1,14 @@
-"""Reading digit strings: synthetic numbers built from held-out MNIST digits.
+"""Reading digit strings: synthetic numbers of held-out digits, and the cheques, by each reader.
 
-    python -m benchmarks.strings [--n 600] [--seed 0] [--touching T [--marks M]] [--slant 0.25] [--save-examples DIR]
+    python -m benchmarks.strings [--readers segmentation string] [--sets mnist writers cheques]
+                                 [--n 600] [--seed 0] [--touching T [--marks M]] [--slant 0.25] [--save-examples DIR]
+
+Readers: `segmentation` (cut into digits, each read by the digit model: `recognize`, as uploads
+are read before the string reader), `string` (the `digit_string` model alone, CTC).
+Sets: `mnist` (below), `writers` (numbers made by the string model's own generator from other
+writers' digits: the dev writers of pendigits, UNIPEN and the scans, optdigits' writer-independent
+file, MNIST's test images; `benchmarks.string_sets`), `cheques` (the ORAND-CAR-A courtesy
+amounts: whole string exact, and digits right by edit distance; a benchmark, measured only).
 
 Each string (1 to 7 digits, as on a cheque) is made of MNIST validation digits, the ones
 training holds out for model selection (the served model never learned from them). The
@@ -21,6 +29,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,14 +183,25 @@ def score_strings(
     slant: float,
     examples: Path | None = None,
     marks: float = 0.0,
+    read: Callable[[np.ndarray], str] | None = None,
 ) -> StringScore:
+    """`read` (default: the segmentation reader, as an upload is read) on n MNIST strings."""
     images, labels = validation_digits(predictor.card)
     rng = np.random.default_rng(seed)
+    pairs = (make_string(images, labels, rng, touching, slant, marks) for _ in range(n))
+    return score_pairs(read or segmentation_reader(predictor), pairs, examples)
+
+
+def segmentation_reader(predictor) -> Callable[[np.ndarray], str]:
+    return lambda gray: recognize(gray, predictor, single=False).digits
+
+
+def score_pairs(read: Callable[[np.ndarray], str], pairs, examples: Path | None = None) -> StringScore:
+    """Whole string, digit count and digits right of `read` on (picture, truth) pairs."""
     score = StringScore()
     t0 = time.perf_counter()
-    for k in range(n):
-        gray, truth = make_string(images, labels, rng, touching, slant, marks)
-        got = recognize(gray, predictor, single=False).digits  # as an upload is read
+    for k, (gray, truth) in enumerate(pairs):
+        got = read(gray)
         score.n += 1
         score.exact += int(got == truth)
         score.count_right += int(len(got) == len(truth))
@@ -202,35 +222,155 @@ SETTINGS = (  # name, share of touching neighbours, chance of a separator and of
 )
 
 
+READERS = ("segmentation", "string")
+SETS = ("mnist", "writers", "cheques")
+WRITER_KINDS = (  # the string model's own kinds of numbers (`training.strings.compose`)
+    ("pen", "cursive, pen trajectories on paper"),
+    ("canvas", "pen trajectories on the Draw page's canvas"),
+    ("glyph", "digit pictures (scans, optdigits, MNIST test) side by side"),
+)
+
+
+def make_readers(
+    names: list[str], predictor, string_version: int | None
+) -> dict[str, Callable[[np.ndarray], str]]:
+    """Each reader asked for, as a function from a picture to the digits it shows ("?": unsure)."""
+    readers: dict[str, Callable[[np.ndarray], str]] = {}
+    for name in names:
+        if name == "segmentation":
+            readers[name] = segmentation_reader(predictor)
+        elif name == "string":
+            from digit_app.string_reader import StringReader
+
+            settings = get_settings()
+            reader = StringReader.load(settings.string_model_dir, string_version, settings.unsure_threshold)
+            readers[f"string v{reader.version}"] = lambda gray, r=reader: r.read(gray).result.digits
+    return readers
+
+
+def _row(name: str, reader: str, s: StringScore) -> str:
+    r = s.row()
+    return (
+        f"| {name} | {reader} | {s.n} | **{r['exact']:.2f}%** | {r['count']:.2f}% | {r['per_digit']:.2f}% |"
+        f" {1000 * s.seconds / max(1, s.n):.0f} ms |"
+    )
+
+
+def _report(name: str, reader: str, s: StringScore) -> None:
+    r = s.row()
+    print(
+        f"{name} / {reader}: exact {r['exact']:.2f}%, digit count right {r['count']:.2f}%,"
+        f" per digit {r['per_digit']:.2f}% ({s.seconds:.0f} s)",
+        flush=True,
+    )
+
+
+HEADER = "| numbers | reader | strings | whole string exact | digit count right | per digit | time per string |\n|---|---|---|---|---|---|---|\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.strings",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--n", type=int, default=600, help="Strings to read in each setting.")
+    parser.add_argument(
+        "--readers", nargs="+", choices=READERS, default=list(READERS), help="Readers to measure."
+    )
+    parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS), help="Numbers to read.")
+    parser.add_argument("--n", type=int, default=600, help="Strings to read in each setting or kind.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the strings' digits and layout.")
     parser.add_argument(
         "--touching",
         type=float,
         default=None,
-        help="Only this share of touching neighbours (default: apart, 35%% and all), not written to BENCHMARKS.md.",
+        help="mnist: only this share of touching neighbours (default: apart, 35%% and all), not written to BENCHMARKS.md.",
     )
     parser.add_argument(
         "--marks", type=float, default=0.0, help="With --touching: chance of a separator, and of an end mark."
     )
     parser.add_argument(
-        "--slant", type=float, default=0.25, help="Largest lean of the whole line (horizontal shift per row)."
+        "--slant",
+        type=float,
+        default=0.25,
+        help="mnist: largest lean of the whole line (horizontal shift per row).",
     )
-    parser.add_argument("--model-dir", type=Path, default=None, help="Default: the served model.")
-    parser.add_argument("--version", type=int, default=None, help="Default: the served version.")
-    parser.add_argument("--save-examples", type=Path, default=None, help="Write the first 40 pages here.")
+    parser.add_argument("--limit", type=int, default=None, help="cheques: read only the first N.")
+    parser.add_argument(
+        "--model-dir", type=Path, default=None, help="Digit model folder (default: the served one)."
+    )
+    parser.add_argument(
+        "--version", type=int, default=None, help="Digit model version (default: the served one)."
+    )
+    parser.add_argument(
+        "--string-version", type=int, default=None, help="String model version (default: the newest)."
+    )
+    parser.add_argument(
+        "--save-examples", type=Path, default=None, help="mnist: write the first 40 pages here."
+    )
+    parser.add_argument(
+        "--no-write", action="store_true", help="Print the figures, leave BENCHMARKS.md alone."
+    )
     args = parser.parse_args(argv)
 
     from digit_app.predictor import Predictor
 
     settings = get_settings()
     predictor = Predictor.load(args.model_dir or settings.model_dir, args.version, settings.unsure_threshold)
+    readers = make_readers(args.readers, predictor, args.string_version)
+    if "mnist" in args.sets:
+        _notes(predictor)
+        chosen = SETTINGS if args.touching is None else (("chosen", args.touching, args.marks),)
+        rows = []
+        for name, touching, marks in chosen:
+            for reader, read in readers.items():
+                s = score_strings(
+                    predictor, args.n, args.seed, touching, args.slant, args.save_examples, marks, read
+                )
+                _report(name, reader, s)
+                rows.append(_row(name, reader, s))
+        if args.touching is None and not args.no_write:
+            body = (
+                f"`python -m benchmarks.strings --sets mnist` with digit model {predictor.model_dir.name}"
+                f" v{predictor.version}: {args.n} strings per row (seed {args.seed}), each of 1-7 MNIST"
+                " validation digits (held out from the digit model's training, and so from the string"
+                " model's, which leaves out the same split), 54-74 px tall, the line leaning by up to"
+                f" {args.slant}. An unsure digit counts as wrong.\n\n" + HEADER + "\n".join(rows)
+            )
+            write_section("strings", "Reading digit strings (synthetic, held-out MNIST digits)", body)
+    rows = []
+    if "writers" in args.sets:
+        from benchmarks.string_sets import heldout_numbers
+
+        for kind, what in WRITER_KINDS:
+            pairs = heldout_numbers(args.n, args.seed, kind)
+            for reader, read in readers.items():
+                s = score_pairs(read, pairs)
+                _report(what, reader, s)
+                rows.append(_row(f"other writers: {what}", reader, s))
+    if "cheques" in args.sets:
+        from benchmarks.handwriting import cheque_pairs, handwriting_dir
+
+        for reader, read in readers.items():
+            s = score_pairs(read, cheque_pairs(handwriting_dir(), args.limit))
+            _report("cheques", reader, s)
+            rows.append(_row("cheques (ORAND-CAR-A, benchmark)", reader, s))
+    if rows and not args.no_write and args.limit is None:
+        body = (
+            f"`python -m benchmarks.strings --sets writers cheques`: {args.n} numbers of each kind (seed"
+            f" {args.seed}) made by the string model's generator from digits of writers no model trains"
+            " on (dev writers of pendigits, UNIPEN and the scans, optdigits' .windep, MNIST's test"
+            " images), and the 1,080 cheque amounts. An unsure digit counts as wrong.\n\n"
+            + HEADER
+            + "\n".join(rows)
+        )
+        write_section(
+            "strings_readers", "Reading digit strings: other writers' numbers and the cheques", body
+        )
+    return 0
+
+
+def _notes(predictor) -> None:
     if predictor.card.get("parent_version") is not None:
         print(
             f"note: version {predictor.version} was retrained and replayed MNIST training images,"
@@ -244,31 +384,6 @@ def main(argv: list[str] | None = None) -> int:
             f" version {predictor.version}'s: some of these strings' digits are its training digits",
             file=sys.stderr,
         )
-    chosen = SETTINGS if args.touching is None else (("chosen", args.touching, args.marks),)
-    rows = []
-    for name, touching, marks in chosen:
-        s = score_strings(predictor, args.n, args.seed, touching, args.slant, args.save_examples, marks)
-        r = s.row()
-        print(
-            f"{name}: exact {r['exact']:.2f}%, digit count right {r['count']:.2f}%,"
-            f" per digit {r['per_digit']:.2f}% ({s.seconds:.0f} s)",
-            flush=True,
-        )
-        rows.append(
-            f"| {name} | {s.n} | **{r['exact']:.2f}%** | {r['count']:.2f}% | {r['per_digit']:.2f}% |"
-            f" {1000 * s.seconds / max(1, s.n):.0f} ms |"
-        )
-    if args.touching is None:
-        body = (
-            f"`python -m benchmarks.strings` with model {predictor.model_dir.name} v{predictor.version}:"
-            f" {args.n} strings per row (seed {args.seed}), each of 1-7 MNIST validation digits"
-            f" (held out from training), 54-74 px tall, the line leaning by up to {args.slant}, read by"
-            " `recognize` as uploads are. An unsure digit counts as wrong.\n\n"
-            "| neighbouring digits | strings | whole string exact | digit count right | per digit |"
-            " time per string |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
-        )
-        write_section("strings", "Reading digit strings (synthetic, held-out MNIST digits)", body)
-    return 0
 
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ ONE_DIGIT_MODEL = "one_digit"
 # The pen model: reads a drawing's strokes (`training.pen`), blended with the digit model's answer
 # for drawings (<model_store>/pen_digit/<version>/).
 PEN_MODEL = "pen_digit"
+# The string reader: a model that reads a whole row of digits at once (CTC), in the same store
+# (<model_store>/digit_string/<version>/), read beside segmentation for every number.
+STRING_MODEL = "digit_string"
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,11 @@ class Settings:
     def model_dir(self) -> Path:
         """The folder holding the numbered versions of the served model."""
         return self.model_store / self.model_name
+
+    @property
+    def string_model_dir(self) -> Path:
+        """The folder holding the numbered versions of the string reader."""
+        return self.model_store / STRING_MODEL
 
     @property
     def one_digit_dir(self) -> Path:

@@ -88,6 +88,34 @@ class Lite:
         return np.concatenate(out) if out else np.zeros((0, self.width), np.float32)
 
 
+class LiteRows:
+    """The string reader's twin: converted for batch 1 and any width, it reads a batch of
+    (N, H, W, 1) rows one row at a time, resized to the batch's width when that changes."""
+
+    def __init__(self, model: bytes) -> None:
+        cores = max(1, min(4, len(os.sched_getaffinity(0))))
+        self._interp = tflite_interpreter(model, threads=cores)
+        details = self._interp.get_input_details()[0]
+        self._in, self._height = details["index"], int(details["shape"][1])
+        self._out = self._interp.get_output_details()[0]["index"]
+        self._width = -1
+        self._lock = threading.Lock()
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """(N, H, W, 1) float32 -> (N, frames, classes)."""
+        out = []
+        with self._lock:
+            if rows.shape[2] != self._width:
+                self._interp.resize_tensor_input(self._in, [1, self._height, rows.shape[2], 1])
+                self._interp.allocate_tensors()
+                self._width = rows.shape[2]
+            for r in rows:
+                self._interp.set_tensor(self._in, r[None])
+                self._interp.invoke()
+                out.append(self._interp.get_tensor(self._out)[0].copy())
+        return np.stack(out)
+
+
 def checked_twin(
     twin_dir: Path, saved_model: Callable[[np.ndarray], np.ndarray], probe: np.ndarray
 ) -> Lite | None:

@@ -177,6 +177,59 @@ class PenConfig:
     to_dict = _as_dict
 
 
+@dataclass
+class StringConfig:
+    """How the string reader is trained (`python -m training.strings`)."""
+
+    # --- data: synthetic numbers from the train splits (training/strings/compose.py) ---
+    strings: int = _opt(36000, "Synthetic numbers (1-8 digits) generated to train on.")
+    val_strings: int = _opt(
+        2000, "Synthetic numbers made of the validation writers' digits, to choose the checkpoint on."
+    )
+    val_writer_fraction: float = _opt(
+        0.1, "Share of each real set's writers held out (all their digits) for the validation numbers."
+    )
+    pen_share: float = _opt(0.45, "Share of cursive numbers drawn from pen trajectories on paper.")
+    canvas_share: float = _opt(0.2, "Share of numbers drawn from pen trajectories on the Draw page's canvas.")
+    glyph_share: float = _opt(
+        0.35, "Share of numbers made of digit pictures (MNIST, scans, optdigits, mfeat) side by side."
+    )
+    limit: int | None = _opt(None, "Use only this many digits of each set (smoke runs).")
+    workers: int | None = _opt(None, "Processes making the numbers (default: one per core).")
+    # --- model (training/strings/model.py) ---
+    width: int = _opt(24, "Filters of the first convolution block (2x, 3x, 4x in the later ones).")
+    rnn_units: int = _opt(96, "Units of each direction of the BiLSTM (or the conv head's half width).")
+    head: str = _opt(
+        "bilstm", "What reads the columns in context: bilstm or conv (dilated 1-D convolutions)."
+    )
+    dropout: float = _opt(0.2, "Dropout on the columns before the context layer.")
+    # --- optimisation ---
+    epochs: int = _opt(6, "Passes over the generated numbers.")
+    batch_size: int = _opt(64, "Rows per gradient step (rows of similar width are batched together).")
+    learning_rate: float = _opt(2e-3, "Peak learning rate (AdamW, warm-up then cosine decay).")
+    weight_decay: float = _opt(1e-4, "Decoupled weight decay of AdamW.")
+    max_minutes: float = _opt(
+        27.0, "Stop training after this many minutes (data making included) and keep the best epoch so far."
+    )
+    seed: int = _opt(0, "Seed for the writers' split, the numbers, the weights and the batches.")
+    # --- paths ---
+    handwriting_dir: Path | None = _opt(
+        None, "Folder with the real-handwriting sets (default: $HANDWRITING_DIR, then the user cache)."
+    )
+    allow_missing: bool = _opt(
+        False, "Train on the sets that can be had when some are missing (the card says which)."
+    )
+    data_dir: Path | None = _opt(
+        None, "Folder with the MNIST IDX files (default: $MNIST_DIR, cache, download)."
+    )
+    out: Path | None = _opt(None, "Model folder to publish into (default: <model_store>/digit_string).")
+
+    def resolved_out(self) -> Path:
+        return Path(self.out) if self.out else get_settings().string_model_dir
+
+    to_dict = _as_dict
+
+
 def _parse_bool(text: str) -> bool:
     if text.lower() in {"1", "true", "yes", "on"}:
         return True

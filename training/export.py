@@ -50,11 +50,13 @@ def write_savedmodel(
     temperature: float = 1.0,
     output_name: str = OUTPUT_NAME,
     input_name: str = INPUT_NAME,
-    input_shape: tuple[int, ...] = (28, 28, 1),
+    input_shape: tuple[int | None, ...] = (28, 28, 1),
+    batch: int | None = None,
 ) -> None:
     """SavedModel whose `serving_default` maps image [None,28,28,1] f32 -> probabilities [None,10] f32
     (or, under another `output_name`, whatever the model outputs: the one-digit checker's [None,1];
-    the pen model reads `strokes` [None,64,5] instead of images).
+    the pen model reads `strokes` [None,64,5] instead of images; the string reader rows of any
+    width [None,32,None,1]). `batch` fixes the batch dimension (a Lite twin's conversion).
 
     With a temperature (`training.calibrate`), the model's probabilities are raised to 1/T and
     renormalised inside the graph, so every server of the version serves calibrated numbers.
@@ -72,7 +74,7 @@ def write_savedmodel(
     archive.add_endpoint(
         name="serving_default",
         fn=serve,
-        input_signature=[tf.TensorSpec([None, *input_shape], tf.float32, name=input_name)],
+        input_signature=[tf.TensorSpec([batch, *input_shape], tf.float32, name=input_name)],
     )
     archive.write_out(str(path), verbose=False)
 
@@ -100,16 +102,19 @@ def publish_version(
     return publish_staged(model_dir, fill)
 
 
-def publish_staged(model_dir: Path, fill: Callable[[Path], None]) -> int:
-    """`fill(staged)` writes a version's files into a staging folder; then its twin is converted,
-    the folder renamed into the next number and the twin written beside it. On any failure
-    before the rename the staging folder goes; a twin that cannot be made or written only warns
-    (the version works on its SavedModel). Every model the store publishes (digit model,
-    checker) goes through here."""
+def publish_staged(
+    model_dir: Path, fill: Callable[[Path], None], twin_of: Callable[[Path], bytes | None] | None = None
+) -> int:
+    """`fill(staged)` writes a version's files into a staging folder; then its twin is converted
+    (`twin_of(staged)`, by default from the staged SavedModel), the folder renamed into the next
+    number and the twin written beside it. On any failure before the rename the staging folder
+    goes; a twin that cannot be made or written only warns (the version works on its
+    SavedModel). Every model the store publishes (digit model, checker, pen model, string
+    reader) goes through here."""
     staged = model_store.staging_dir(model_dir)
     try:
         fill(staged)
-        twin = tflite_twin(staged)
+        twin = (twin_of or tflite_twin)(staged)
         version = model_store.publish(staged, model_dir)
     except BaseException:
         model_store.discard(staged)
@@ -122,9 +127,18 @@ def publish_staged(model_dir: Path, fill: Callable[[Path], None]) -> int:
     return version
 
 
-def publish_model(model: keras.Model, model_dir: Path, card: dict[str, Any], **savedmodel: Any) -> int:
-    """Publish a helper model (one-digit checker, pen model): its SavedModel (`write_savedmodel`
-    with `savedmodel`'s options) and card, through `publish_staged`; returns the version."""
+def publish_model(
+    model: keras.Model,
+    model_dir: Path,
+    card: dict[str, Any],
+    twin_batch: int | None = None,
+    **savedmodel: Any,
+) -> int:
+    """Publish a helper model (one-digit checker, pen model, string reader): its SavedModel
+    (`write_savedmodel` with `savedmodel`'s options) and card, through `publish_staged`; returns
+    the version. With `twin_batch` the Lite twin is converted for batches of that size (the
+    converter lowers a recurrent layer's loop only when every shape but the sequence length is
+    known, so the string reader's twin reads one row at a time)."""
     model_dir.mkdir(parents=True, exist_ok=True)
 
     def fill(staged: Path) -> None:
@@ -133,7 +147,14 @@ def publish_model(model: keras.Model, model_dir: Path, card: dict[str, Any], **s
         extra.mkdir(parents=True, exist_ok=True)
         (extra / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
 
-    return publish_staged(model_dir, fill)
+    def fixed_batch_twin(_staged: Path) -> bytes | None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            write_savedmodel(model, Path(tmp), batch=twin_batch, **savedmodel)
+            return tflite_twin(Path(tmp))
+
+    return publish_staged(model_dir, fill, fixed_batch_twin if twin_batch else None)
 
 
 def tflite_twin(saved_model: Path) -> bytes | None:

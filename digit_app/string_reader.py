@@ -1,0 +1,155 @@
+"""The string reader: the `digit_string` model reads a whole row of digits at once.
+
+In: a grayscale picture of a number (or the canvas's redrawn strokes). Out: a `StringReading`:
+the app's usual `Result` (digits, each with a box, a confidence, ten probabilities, "?" when
+unsure, its 28x28 picture), plus the frame probabilities, so that any other candidate
+string (the segmentation reader's) can be scored by this model too (`log_probability`).
+
+Why: segmentation must cut a number into digits before reading them, and joined, cursive or
+overlapping digits defeat the cuts. This model needs no cuts (CTC); the app reads every
+number with both readers and decides between them (`digit_app.decide`).
+
+The model is loaded from `<model_store>/digit_string/<N>/` (TensorFlow Serving's layout) and
+run by its TensorFlow Lite twin (`digit_string-tflite/<N>/`) when that twin answers as the
+SavedModel does on a probe row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from digit_app.ctc import BLANK, Decoded, best_path, string_log_probability
+from digit_app.lite import LiteRows
+from digit_app.model_store import TFLITE_FLOAT, latest_version, read_card, tflite_dir, version_dir
+from digit_app.recognize import DigitResult, Result
+from digit_app.string_input import HEIGHT, StringInput, batch_rows, digit_boxes, digit_image, prepare
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "frame_probabilities"
+_LITE_TOLERANCE = 1e-4  # the twin must give the SavedModel's frame probabilities to within this
+
+
+@dataclass
+class StringReading:
+    """What the string reader made of one picture."""
+
+    result: Result  # digits, boxes, confidences, probabilities, as the pages show them
+    frames: np.ndarray | None  # (T, 11) frame probabilities; None when no ink was found
+    decoded: list[Decoded]
+    log_probability: float  # log P(result's digits | picture) under the model (all alignments)
+    row: StringInput | None = None
+
+    def log_probability_of(self, digits: str) -> float:
+        """log P(digits | picture) for any candidate string; -inf without frames."""
+        if self.frames is None:
+            return 0.0 if not digits else float("-inf")
+        return string_log_probability(self.frames, digits)
+
+
+class StringReader:
+    """A loaded `digit_string` version; load it once per process and share it."""
+
+    def __init__(
+        self, model_dir: Path, version: int, card: dict, fn: object, loaded: object, threshold: float
+    ) -> None:
+        self.model_dir, self.version, self.card = Path(model_dir), version, card
+        self.unsure_threshold = threshold
+        self._fn, self._loaded = fn, loaded  # `loaded` owns the variables `fn` reads
+        self._lite: LiteRows | None = None
+
+    @property
+    def runtime(self) -> str:
+        return "TensorFlow Lite" if self._lite is not None else "SavedModel"
+
+    @classmethod
+    def load(
+        cls, model_dir: Path, version: int | None = None, unsure_threshold: float = 0.5, lite: bool = True
+    ) -> StringReader:
+        import tensorflow as tf
+
+        version = latest_version(model_dir) if version is None else version
+        loaded = tf.saved_model.load(str(version_dir(model_dir, version)))
+        reader = cls(
+            model_dir,
+            version,
+            read_card(model_dir, version),
+            loaded.signatures["serving_default"],
+            loaded,
+            unsure_threshold,
+        )
+        if lite:
+            reader._lite = reader._checked_twin(tflite_dir(Path(model_dir), version) / TFLITE_FLOAT)
+        reader.frame_probabilities([probe_row()])  # warm-up
+        return reader
+
+    def _saved_model(self, batch: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        return self._fn(**{INPUT_NAME: tf.constant(batch)})[OUTPUT_NAME].numpy()
+
+    def _checked_twin(self, path: Path) -> LiteRows | None:
+        if not path.is_file():
+            return None
+        try:
+            lite = LiteRows(path.read_bytes())
+            probe = batch_rows([probe_row()])
+            diff = float(np.abs(lite(probe) - self._saved_model(probe)).max())
+            if diff > _LITE_TOLERANCE:
+                raise ValueError(f"its answers differ from the SavedModel's by {diff:.2g}")
+        except Exception as exc:  # noqa: BLE001 - the SavedModel always works
+            print(f"warning: TensorFlow Lite twin {path} not used: {exc}", flush=True)
+            return None
+        return lite
+
+    def frame_probabilities(self, rows: list[np.ndarray]) -> list[np.ndarray]:
+        """(HEIGHT, W_i) rows -> (W_i / 4, 11) frame probabilities each."""
+        if not rows:
+            return []
+        batch = batch_rows(rows)
+        probs = self._lite(batch) if self._lite is not None else self._saved_model(batch)
+        return [p[: r.shape[1] // 4] for p, r in zip(probs, rows)]
+
+    def read(self, gray: np.ndarray) -> StringReading:
+        """Read a picture of a number (grayscale, either polarity)."""
+        return self.read_prepared(prepare(gray))
+
+    def read_prepared(self, row: StringInput | None) -> StringReading:
+        if row is None:
+            return StringReading(Result("", 0.0, [], "No digit found."), None, [], 0.0, None)
+        frames = self.frame_probabilities([row.row])[0]
+        decoded = best_path(frames)
+        detail = [
+            DigitResult(
+                box,
+                d.label,
+                d.confidence,
+                d.probabilities,
+                d.confidence < self.unsure_threshold,
+                digit_image(row, box),
+            )
+            for d, box in zip(decoded, digit_boxes(row, decoded))
+        ]
+        digits = "".join(x.shown for x in detail)
+        logp = string_log_probability(frames, "".join(str(d.label) for d in decoded))
+        message = None
+        if not detail:
+            message = "No digit found."
+        elif any(x.unsure for x in detail):
+            message = "The model is unsure about the digits shown as ?; try writing them more clearly."
+        result = Result(digits, float(np.exp(logp)) if detail else 0.0, detail, message)
+        return StringReading(result, frames, decoded, logp, row)
+
+
+def probe_row() -> np.ndarray:
+    """A row the twin must read as the SavedModel does: printed digits, a joined pair, a dash."""
+    img = np.zeros((HEIGHT, 120), np.uint8)
+    cv2.putText(img, "2071", (6, 27), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 255, 2, cv2.LINE_AA)
+    cv2.line(img, (96, 16), (114, 16), 255, 2, cv2.LINE_AA)
+    return img.astype(np.float32) / 255.0
+
+
+__all__ = ["BLANK", "StringReader", "StringReading", "probe_row"]
