@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from digit_app.config import PROJECT_ROOT, get_settings
+from digit_app.ctc import edit_distance
 from digit_app.imageio import ImageError, decode_image
 from digit_app.reading.pipeline import preprocess_single
 from digit_app.recognize import recognize
@@ -261,16 +262,6 @@ def score_page(name: str, samples: Iterator, predictor, limit: int | None) -> Sc
     return sc
 
 
-def _edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
 def cheque_rows(root: Path, limit: int | None = None) -> list[dict[str, str]]:
     """The cheques' label rows: file, digits, and the true box of each digit."""
     with open(root / "cheques" / "labels.csv", newline="") as f:
@@ -307,7 +298,7 @@ def score_cheques(root: Path, predictor, limit: int | None, keep_wrong: int = 0)
                 (strip, int(truth[:9] or 0), int(got.replace("?", "9")[:9] or -1), row["file"])
             )
         digits.n += len(truth)
-        digits.correct += max(0, len(truth) - _edit_distance(got, truth))
+        digits.correct += max(0, len(truth) - edit_distance(got, truth))
         digits.unsure += got.count("?")
         for d, x, y, w, h in json.loads(row["boxes_digit_x_y_w_h"]):
             # Only the box's pixels, on a margin of plain paper: recognition without segmentation.

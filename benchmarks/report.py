@@ -41,13 +41,15 @@ def stamp(command: str) -> str:
     return f"_Measured {dt.date.today().isoformat()} on {machine()}, by `{command}`._"
 
 
-def write_section(name: str, title: str, body: str, path: Path = BENCHMARKS_MD) -> None:
-    """Replace (or append) the section `name` (measured by `python -m benchmarks.<name>`), leaving
-    everything else as it is. Only the title, the stamp and `body` go between the section's
+def write_section(
+    name: str, title: str, body: str, path: Path = BENCHMARKS_MD, command: str | None = None
+) -> None:
+    """Replace (or append) the section `name` (measured by `command`, by default `python -m
+    benchmarks.<name>`), leaving everything else as it is. Only the title, the stamp and `body` go between the section's
     markers, so anything written there by hand is lost at the next run: notes go outside."""
     text = path.read_text() if path.exists() else _HEADER
     block = (
-        f"<!-- begin:{name} -->\n## {title}\n\n{stamp(f'python -m benchmarks.{name}')}\n\n"
+        f"<!-- begin:{name} -->\n## {title}\n\n{stamp(command or f'python -m benchmarks.{name}')}\n\n"
         f"{body.strip()}\n<!-- end:{name} -->"
     )
     pattern = re.compile(rf"<!-- begin:{re.escape(name)} -->.*?<!-- end:{re.escape(name)} -->", re.S)

@@ -52,3 +52,24 @@ def heldout_numbers(n: int, seed: int, kind: str) -> list[tuple[np.ndarray, str]
         s = make_string(pool, rng, kind=kind)
         out.append((s.gray, s.label))
     return out
+
+
+@lru_cache(maxsize=1)
+def pendigits_dev_pool(root: Path | None = None) -> Pool:
+    pool = Pool()
+    pool.pen += pen_digits(load_set("pendigits", (DEV,), root or handwriting_dir(), progress=False).samples)
+    pool.reindex()
+    return pool
+
+
+def draw_page_numbers(n: int, seed: int) -> list[tuple[np.ndarray, str]]:
+    """n numbers of 3-6 digits written on the Draw page's canvas by pendigits' dev writers
+    (25-30): each number one writer's strokes, in the generator's canvas style."""
+    pool = pendigits_dev_pool()
+    rng = np.random.default_rng(seed * 1000 + 99)
+    out = []
+    for _ in range(n):
+        labels = [int(d) for d in rng.integers(0, 10, int(rng.integers(3, 7)))]
+        s = make_string(pool, rng, kind="canvas", labels=labels)
+        out.append((s.gray, s.label))
+    return out

@@ -3,11 +3,13 @@
     python -m benchmarks.strings [--readers segmentation string] [--sets mnist writers cheques]
                                  [--n 600] [--seed 0] [--touching T [--marks M]] [--slant 0.25] [--save-examples DIR]
 
-Readers: `segmentation` (cut into digits, each read by the digit model: `recognize`, as uploads
-are read before the string reader), `string` (the `digit_string` model alone, CTC).
+Readers: `segmentation` (cut into digits, each read by the digit model: `recognize` without the
+string reader), `string` (the `digit_string` model alone, CTC), `both` (what the app does: both
+readers, and `digit_app.decide` picks the answer).
 Sets: `mnist` (below), `writers` (numbers made by the string model's own generator from other
 writers' digits: the dev writers of pendigits, UNIPEN and the scans, optdigits' writer-independent
-file, MNIST's test images; `benchmarks.string_sets`), `cheques` (the ORAND-CAR-A courtesy
+file, MNIST's test images; `benchmarks.string_sets`), `draw` (3-6 digit numbers written on the
+canvas by pendigits' dev writers), `cheques` (the ORAND-CAR-A courtesy
 amounts: whole string exact, and digits right by edit distance; a benchmark, measured only).
 
 Each string (1 to 7 digits, as on a cheque) is made of MNIST validation digits, the ones
@@ -36,9 +38,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.handwriting import _edit_distance
 from benchmarks.report import write_section
 from digit_app.config import get_settings
+from digit_app.ctc import edit_distance
 from digit_app.recognize import recognize
 
 HEIGHT = 64  # px, a digit's height on the page
@@ -206,7 +208,7 @@ def score_pairs(read: Callable[[np.ndarray], str], pairs, examples: Path | None 
         score.exact += int(got == truth)
         score.count_right += int(len(got) == len(truth))
         score.digits += len(truth)
-        score.digits_right += max(0, len(truth) - _edit_distance(got, truth))
+        score.digits_right += max(0, len(truth) - edit_distance(got, truth))
         if examples is not None and k < 40:
             examples.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(examples / f"{k:03d}_{truth}_{got or 'none'}.png"), gray)
@@ -222,8 +224,8 @@ SETTINGS = (  # name, share of touching neighbours, chance of a separator and of
 )
 
 
-READERS = ("segmentation", "string")
-SETS = ("mnist", "writers", "cheques")
+READERS = ("segmentation", "string", "both")
+SETS = ("mnist", "writers", "draw", "cheques")
 WRITER_KINDS = (  # the string model's own kinds of numbers (`training.strings.compose`)
     ("pen", "cursive, pen trajectories on paper"),
     ("canvas", "pen trajectories on the Draw page's canvas"),
@@ -234,17 +236,30 @@ WRITER_KINDS = (  # the string model's own kinds of numbers (`training.strings.c
 def make_readers(
     names: list[str], predictor, string_version: int | None
 ) -> dict[str, Callable[[np.ndarray], str]]:
-    """Each reader asked for, as a function from a picture to the digits it shows ("?": unsure)."""
+    """Each reader asked for, as a function from a picture to the digits it shows ("?": unsure).
+    `predictor` is loaded without its string reader, so `segmentation` is that reader alone."""
+    from dataclasses import replace
+
     readers: dict[str, Callable[[np.ndarray], str]] = {}
+    string_reader = None
+    if {"string", "both"} & set(names):
+        from digit_app.string_reader import StringReader
+
+        settings = get_settings()
+        string_reader = StringReader.load(
+            settings.string_model_dir, string_version, settings.unsure_threshold
+        )
     for name in names:
         if name == "segmentation":
             readers[name] = segmentation_reader(predictor)
         elif name == "string":
-            from digit_app.string_reader import StringReader
-
-            settings = get_settings()
-            reader = StringReader.load(settings.string_model_dir, string_version, settings.unsure_threshold)
-            readers[f"string v{reader.version}"] = lambda gray, r=reader: r.read(gray).result.digits
+            readers[f"string v{string_reader.version}"] = lambda gray, r=string_reader: (
+                r.read(gray).result.digits
+            )
+        elif name == "both":
+            # What the app does: both readers, and `digit_app.decide` picks the answer.
+            both = replace(predictor, string_reader=string_reader)
+            readers[f"both (decided, string v{string_reader.version})"] = segmentation_reader(both)
     return readers
 
 
@@ -316,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     from digit_app.predictor import Predictor
 
     settings = get_settings()
-    predictor = Predictor.load(args.model_dir or settings.model_dir, args.version, settings.unsure_threshold)
+    predictor = Predictor.load(
+        args.model_dir or settings.model_dir, args.version, settings.unsure_threshold, strings=False
+    )
     readers = make_readers(args.readers, predictor, args.string_version)
     if "mnist" in args.sets:
         _notes(predictor)
@@ -337,7 +354,12 @@ def main(argv: list[str] | None = None) -> int:
                 " model's, which leaves out the same split), 54-74 px tall, the line leaning by up to"
                 f" {args.slant}. An unsure digit counts as wrong.\n\n" + HEADER + "\n".join(rows)
             )
-            write_section("strings", "Reading digit strings (synthetic, held-out MNIST digits)", body)
+            write_section(
+                "strings",
+                "Reading digit strings (synthetic, held-out MNIST digits)",
+                body,
+                command="python -m benchmarks.strings --sets mnist",
+            )
     rows = []
     if "writers" in args.sets:
         from benchmarks.string_sets import heldout_numbers
@@ -348,6 +370,14 @@ def main(argv: list[str] | None = None) -> int:
                 s = score_pairs(read, pairs)
                 _report(what, reader, s)
                 rows.append(_row(f"other writers: {what}", reader, s))
+    if "draw" in args.sets:
+        from benchmarks.string_sets import draw_page_numbers
+
+        pairs = draw_page_numbers(args.n, args.seed)
+        for reader, read in readers.items():
+            s = score_pairs(read, pairs)
+            _report("Draw page numbers", reader, s)
+            rows.append(_row("Draw page: 3-6 digit numbers of pendigits dev writers (25-30)", reader, s))
     if "cheques" in args.sets:
         from benchmarks.handwriting import cheque_pairs, handwriting_dir
 
@@ -357,15 +387,19 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(_row("cheques (ORAND-CAR-A, benchmark)", reader, s))
     if rows and not args.no_write and args.limit is None:
         body = (
-            f"`python -m benchmarks.strings --sets writers cheques`: {args.n} numbers of each kind (seed"
-            f" {args.seed}) made by the string model's generator from digits of writers no model trains"
-            " on (dev writers of pendigits, UNIPEN and the scans, optdigits' .windep, MNIST's test"
-            " images), and the 1,080 cheque amounts. An unsure digit counts as wrong.\n\n"
+            f"`python -m benchmarks.strings --sets writers draw cheques`: {args.n} numbers of each kind"
+            f" (seed {args.seed}) made by the string model's generator from digits of writers no model"
+            " trains on (dev writers of pendigits, UNIPEN and the scans, optdigits' .windep, MNIST's"
+            f" test images), {args.n} numbers of 3-6 digits written on the canvas by pendigits' dev"
+            " writers, and the 1,080 cheque amounts. An unsure digit counts as wrong.\n\n"
             + HEADER
             + "\n".join(rows)
         )
         write_section(
-            "strings_readers", "Reading digit strings: other writers' numbers and the cheques", body
+            "strings_readers",
+            "Reading digit strings: other writers' numbers and the cheques",
+            body,
+            command="python -m benchmarks.strings --sets writers draw cheques",
         )
     return 0
 

@@ -96,3 +96,15 @@ def string_log_probability(probs: np.ndarray, digits: str) -> float:
         jump = np.where(skip, np.concatenate([[-np.inf, -np.inf], alpha[:-2]]), -np.inf)
         alpha = np.logaddexp(np.logaddexp(stay, step), jump) + logp[t]
     return float(np.logaddexp(alpha[-1], alpha[-2]) if s > 1 else alpha[-1])
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Insertions, deletions and substitutions turning `a` into `b`: how a string reading is
+    scored digit by digit (a digit lost or added costs one, not the rest of the string)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]

@@ -38,11 +38,20 @@ def result_record(file: str, result: Any) -> dict[str, Any]:
         ],
         "error": None,
         "message": result.message,
+        "reader": getattr(result, "reader", "segmentation"),
     }
 
 
 def error_record(file: str, message: str) -> dict[str, Any]:
-    return {"file": file, "digits": "", "confidence": 0.0, "detail": [], "error": message, "message": None}
+    return {
+        "file": file,
+        "digits": "",
+        "confidence": 0.0,
+        "detail": [],
+        "error": message,
+        "message": None,
+        "reader": None,
+    }
 
 
 def recognize_file(path: Path, predictor: Any, single: bool) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digit_app.config import ONE_DIGIT_MODEL, PEN_MODEL, get_settings
+from digit_app.config import ONE_DIGIT_MODEL, PEN_MODEL, STRING_MODEL, get_settings
 from digit_app.lite import Lite, checked_twin, probe_drawings, probe_images
 from digit_app.model_store import (
     ModelStoreError,
@@ -90,6 +90,9 @@ class Predictor:
     pen_card: dict = field(default_factory=dict)
     _pen_fn: object = field(default=None, repr=False)
     _pen_loaded: object = field(default=None, repr=False)
+    # The string reader (`training.strings`) from the same store, when it has one: multi-digit
+    # readings are read by it too, and `digit_app.decide` picks the answer.
+    string_reader: object = field(default=None, repr=False)
     # The TensorFlow Lite twins of all three, when the store has ones that agree.
     _lite: Lite | None = field(default=None, repr=False)
     _checker_lite: Lite | None = field(default=None, repr=False)
@@ -107,10 +110,16 @@ class Predictor:
 
     @classmethod
     def load(
-        cls, model_dir: Path, version: int | None = None, unsure_threshold: float = 0.5, pen: bool = True
+        cls,
+        model_dir: Path,
+        version: int | None = None,
+        unsure_threshold: float = 0.5,
+        pen: bool = True,
+        strings: bool = True,
     ) -> Predictor:
         """Load a version (the served one by default) and run one warm-up batch; `pen=False`
-        leaves the pen model out (to measure what it adds)."""
+        and `strings=False` leave the pen model or the string reader out (to measure what
+        each adds)."""
         import tensorflow as tf
 
         version = latest_version(model_dir) if version is None else version
@@ -122,6 +131,8 @@ class Predictor:
         predictor._load_checker(Path(model_dir).parent / ONE_DIGIT_MODEL)
         if pen:
             predictor._load_pen(Path(model_dir).parent / PEN_MODEL)
+        if strings:
+            predictor._load_string(Path(model_dir).parent / STRING_MODEL)
         if get_settings().use_tflite:
             predictor._lite = predictor._twin(Path(model_dir), version, fn, OUTPUT_NAME)
         predictor.predict_probabilities(np.zeros((1, 28, 28, 1), np.float32))
@@ -177,6 +188,21 @@ class Predictor:
         self.pen_version, self.pen_card = versions[-1], card
         if get_settings().use_tflite:
             self._pen_lite = self._twin(pen_dir, versions[-1], fn, OUTPUT_NAME, PEN_INPUT)
+
+    def _load_string(self, string_dir: Path) -> None:
+        """Load the newest string reader; without one (or if it is broken) numbers are read by
+        segmentation alone."""
+        from digit_app.string_reader import StringReader
+
+        versions = list_versions(string_dir) if string_dir.is_dir() else []
+        if not versions:
+            return
+        try:
+            self.string_reader = StringReader.load(
+                string_dir, versions[-1], self.unsure_threshold, lite=get_settings().use_tflite
+            )
+        except Exception as exc:  # noqa: BLE001 - reading numbers must not depend on it
+            print(f"warning: string reader {string_dir} not used: {exc!r}", flush=True)
 
     def _twin(
         self, model_dir: Path, version: int, fn: object, output: str, input_name: str = INPUT_NAME

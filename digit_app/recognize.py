@@ -9,6 +9,8 @@
     predict     `Predictor.predict_probabilities`: every digit of an image in one batch
     pen         `Predictor.blend_pen`: a drawing's strokes, given to the digit whose box holds
                 them, blended in when the store has a pen model (`digit_app.pen`)
+    string      multi mode, when the store has a string reader: the whole row read at once
+                (`string_reader`), and the answer picked between both readers (`decide`)
 
 `reading.pipeline` chains the reading stages; `recognize` is what the pages, the CLI and the
 benchmarks call. When segmentation already asked the model about the digits it kept (multi
@@ -21,16 +23,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import cv2
 import numpy as np
 
+from digit_app.decide import is_sure, read_both, read_first
 from digit_app.imageio import canvas_to_gray
 from digit_app.pen import strokes_in_boxes
 from digit_app.reading.pipeline import preprocess_multi, preprocess_single
-from digit_app.reading.types import DigitCrop, Stages
+from digit_app.reading.types import DigitCrop
+from digit_app.result import DigitResult, Result
 
 NO_DIGIT_MESSAGE = "No digit found. Draw or upload a darker, larger digit."
 # `recognize_batch` prepares and predicts this many images at a time, the model reading one chunk
@@ -45,37 +48,6 @@ class _Predicts(Protocol):
     unsure_threshold: float
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass
-class DigitResult:
-    """One recognised digit."""
-
-    box: tuple[int, int, int, int]  # (x, y, w, h) in the input image
-    label: int
-    confidence: float
-    probabilities: tuple[float, ...]
-    unsure: bool
-    image28: np.ndarray  # the model's input, (28, 28) float32 0..1
-    stages: Stages | None = None
-
-    @property
-    def shown(self) -> str:
-        return "?" if self.unsure else str(self.label)
-
-
-@dataclass
-class Result:
-    """The recognised string, how sure the model is of all of it, and each digit's detail."""
-
-    digits: str  # e.g. "2026", "20?6", or "" when no digit was found
-    confidence: float  # product of the digits' confidences (the chance all are right); 0 if none
-    detail: list[DigitResult] = field(default_factory=list)
-    message: str | None = None
-
-    @property
-    def found(self) -> bool:
-        return bool(self.detail)
 
 
 def _to_gray(image: np.ndarray) -> np.ndarray:
@@ -125,11 +97,21 @@ def recognize(
     """Grayscale (any polarity) or canvas RGBA -> Result, with one model call for all digits.
 
     With the `strokes` the image was drawn from (the Draw page), each digit's strokes are read
-    by the pen model too, when the predictor has one."""
-    crops = crops_for(image, single, predictor)
-    if not crops:
-        return Result("", 0.0, [], NO_DIGIT_MESSAGE)
-    return with_strokes(results_for(crops, predictor), crops, strokes, predictor)
+    by the pen model too, when the predictor has one. In multi mode, a predictor with a string
+    reader reads the image with it as well, and `decide` picks the answer shown."""
+    gray = _to_gray(image)
+    string_reader = None if single else getattr(predictor, "string_reader", None)
+    first = read_first(gray, string_reader) if string_reader is not None else None
+    if is_sure(first):
+        return first.result
+    crops = crops_for(gray, single, predictor)
+    if crops:
+        result = with_strokes(results_for(crops, predictor), crops, strokes, predictor)
+    else:
+        result = Result("", 0.0, [], NO_DIGIT_MESSAGE)
+    if string_reader is None:
+        return result
+    return read_both(gray, result, string_reader, predictor, first).result
 
 
 def with_strokes(
@@ -158,7 +140,8 @@ def recognize_batch(
     While the model reads a chunk (in one worker thread), the next chunk is prepared. Multi
     mode still asks the model during segmentation of each image that needs it. Without
     `stages` the intermediate images are not kept (a large batch would hold them all). With
-    `strokes` (one entry per image, or None), drawings are read as `recognize` reads them.
+    `strokes` (one entry per image, or None), drawings are read as `recognize` reads them, and
+    in multi mode a string reader reads each image too, as in `recognize`.
     """
     images = list(images)
     out: list[Result] = []
@@ -178,6 +161,9 @@ def recognize_batch(
             out += reading.result()
     if strokes is not None:
         out = [with_strokes(r, c, s, predictor) for r, c, s in zip(out, kept, strokes)]
+    string_reader = getattr(predictor, "string_reader", None)
+    if not single and string_reader is not None:
+        out = [read_both(_to_gray(i), r, string_reader, predictor).result for i, r in zip(images, out)]
     return out
 
 

@@ -25,11 +25,13 @@ import numpy as np
 from digit_app.ctc import BLANK, Decoded, best_path, string_log_probability
 from digit_app.lite import LiteRows
 from digit_app.model_store import TFLITE_FLOAT, latest_version, read_card, tflite_dir, version_dir
-from digit_app.recognize import DigitResult, Result
+from digit_app.result import DigitResult, Result
 from digit_app.string_input import HEIGHT, StringInput, batch_rows, digit_boxes, digit_image, prepare
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "frame_probabilities"
+# How the pages say that the string reader's answer was shown (`Result.reader == "string"`).
+WHOLE = " · read as a whole row by the string reader"
 _LITE_TOLERANCE = 1e-4  # the twin must give the SavedModel's frame probabilities to within this
 
 
@@ -140,7 +142,7 @@ class StringReader:
             message = "No digit found."
         elif any(x.unsure for x in detail):
             message = "The model is unsure about the digits shown as ?; try writing them more clearly."
-        result = Result(digits, float(np.exp(logp)) if detail else 0.0, detail, message)
+        result = Result(digits, float(np.exp(logp)) if detail else 0.0, detail, message, "string")
         return StringReading(result, frames, decoded, logp, row)
 
 

@@ -47,6 +47,35 @@ def strokes_on_canvas(sample: dict, size: int = 280, margin: int = 40) -> list[l
     ]
 
 
+def cursive_number(
+    digits: str, writer: int, height: float = 80.0, gap: float = 0.0, canvas: int = 280
+) -> list[list[tuple[float, float]]]:
+    """A number written in one hand without lifting the pen between digits: one pendigits train
+    writer's drawings of `digits`, each scaled to `height`, set `gap` px apart (negative:
+    overlapping), each digit's last stroke joined to the next digit's first by a ligature.
+    Canvas strokes (y down), centred on a `canvas`-px square canvas."""
+    samples = {s["label"]: s for s in pendigits() if s["writer"] == writer and s["split"] == "train"}
+    strokes: list[list[tuple[float, float]]] = []
+    x = 0.0
+    for c in digits:
+        pts = [p for stroke in samples[int(c)]["strokes"] for p in stroke]
+        lo_x, lo_y = min(p[0] for p in pts), min(p[1] for p in pts)
+        hi_x, hi_y = max(p[0] for p in pts), max(p[1] for p in pts)
+        scale = height / max(hi_y - lo_y, 1)
+        drawn = [
+            [(x + (px - lo_x) * scale, (hi_y - py) * scale) for px, py in stroke]
+            for stroke in samples[int(c)]["strokes"]
+        ]
+        if strokes:  # the ligature: the pen stays down from the last digit's end
+            strokes[-1] = strokes[-1] + drawn[0]
+            drawn = drawn[1:]
+        strokes += drawn
+        x += (hi_x - lo_x) * scale + gap
+    width = x - gap
+    ox, oy = (canvas - width) / 2, (canvas - height) / 2
+    return [[(px + ox, py + oy) for px, py in stroke] for stroke in strokes]
+
+
 def misread_drawing(model_dir: Path, version: int, min_confidence: float = 0.9) -> tuple[dict, int]:
     """The first pendigits drawing this model version reads confidently wrong on the Draw page
     (strokes redrawn as the page does, one digit found), and the digit it reads.

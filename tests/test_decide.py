@@ -3,6 +3,8 @@ readers agree, disagree, or one of them finds nothing."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -128,3 +130,54 @@ def test_digit_log_probability_needs_one_crop_per_digit():
     assert digit_log_probability(crops, "421") == float("-inf")
     with pytest.raises(ValueError):
         decide(_seg("1"), _string("1"), None, "vote")
+
+
+def test_a_single_digit_stays_the_digit_models_unless_asked():
+    """Both readers find one digit and disagree: the segmentation reader (the digit and pen
+    models, tuned for single digits) answers, whatever the rule; `keep_single=False` lets the
+    rule decide."""
+    for rule in RULES:
+        d = decide(_seg("7", 0.6), _string("1", 0.99), _crops("1", 0.99), rule)
+        assert (d.reader, d.result.digits) == ("segmentation", "7")
+    d = decide(_seg("7", 0.6), _string("1", 0.99), _crops("1", 0.99), "string", keep_single=False)
+    assert (d.reader, d.result.digits) == ("string", "1")
+
+
+def test_a_second_digit_found_by_either_reader_goes_to_the_rule():
+    """A flagged 1 that segmentation cut into "11": the string model reads one digit surely."""
+    d = decide(_seg("11", 0.7), _string("1", 0.95), _crops("1", 0.95), "joint")
+    assert (d.reader, d.result.digits) == ("string", "1")
+
+
+def test_a_single_upright_digit_is_not_read_again():
+    from digit_app.decide import may_be_a_number
+
+    upright = _seg("7")
+    assert not may_be_a_number(upright)
+    wide = Result("7", 0.9, [replace(upright.detail[0], box=(0, 0, 40, 20))])
+    assert may_be_a_number(wide) and may_be_a_number(_seg("71")) and may_be_a_number(Result("", 0.0, []))
+
+
+def test_a_sure_string_reading_of_two_digits_or_more_is_shown_at_once():
+    from digit_app.decide import SURE, is_sure
+
+    assert is_sure(_string("2026", 0.99))
+    assert not is_sure(_string("2026", 0.6))  # P(2026) far below SURE
+    assert not is_sure(_string("7", 0.999))  # one digit: the digit model's job
+    assert not is_sure(None)
+    assert 0.5 < SURE < 1
+
+
+def test_only_ink_wider_than_tall_is_read_first():
+    from digit_app.decide import read_first
+
+    class Reader:
+        def read_prepared(self, row):
+            return row.box
+
+    wide, tall = np.zeros((60, 200), np.uint8), np.zeros((200, 60), np.uint8)
+    wide[20:40, 10:190] = 255
+    tall[10:190, 20:40] = 255
+    assert read_first(wide, Reader()) is not None
+    assert read_first(tall, Reader()) is None
+    assert read_first(np.zeros((60, 200), np.uint8), Reader()) is None

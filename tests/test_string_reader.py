@@ -159,3 +159,56 @@ def test_training_smoke_run_publishes_a_version_with_its_twin(tmp_path: Path, mn
     assert (tmp_path / "digit_string-tflite" / "1" / "model_float.tflite").is_file()
     reader = StringReader.load(out)
     assert reader.runtime == "TensorFlow Lite" and reader.read(_number("31")).row is not None
+
+
+def test_the_app_reads_a_number_with_both_readers(reader):
+    """`recognize` in multi mode (the Draw and Upload pages, the CLI) asks a predictor that has a
+    string reader for its reading too; single mode and a predictor without one do not."""
+    from dataclasses import replace
+
+    from digit_app.predictor import served_predictor
+    from digit_app.recognize import recognize
+
+    served = served_predictor()
+    assert served.string_reader is not None and served.string_reader.version == reader.version
+    gray = _number("4096")
+    assert recognize(gray, served, single=False).digits == "4096"
+    calls = []
+
+    class Spy:
+        def read(self, image):
+            calls.append(image.shape)
+            return reader.read(image)
+
+        def read_prepared(self, row):
+            calls.append(row.ink.shape)
+            return reader.read_prepared(row)
+
+    spied = replace(served, string_reader=Spy())
+    recognize(gray, spied, single=False)
+    recognize(gray, spied, single=True)
+    recognize(gray, replace(served, string_reader=None), single=False)
+    assert calls == [gray.shape]
+
+
+def test_the_draw_page_reads_joined_cursive_numbers():
+    """Numbers written without lifting the pen (train writers' strokes joined by ligatures), as
+    the Draw page redraws them: the app reads most of them whole, where segmentation alone
+    cuts most of them wrong (on 2026-12-04: 11 and 3 of these 20)."""
+    from dataclasses import replace
+
+    from digit_app.predictor import served_predictor
+    from digit_app.recognize import recognize
+    from digit_app.strokes import render_strokes
+    from tests.handwriting import cursive_number
+
+    served = served_predictor()
+    alone = replace(served, string_reader=None)
+    app = segmentation = 0
+    for writer in (1, 3, 7, 12, 20):
+        for digits in ("2026", "4817", "3095", "1000"):
+            strokes = [np.array(s, np.float64) for s in cursive_number(digits, writer)]
+            gray = render_strokes(strokes, (280, 280))
+            app += recognize(gray, served, single=False, strokes=strokes).digits == digits
+            segmentation += recognize(gray, alone, single=False, strokes=strokes).digits == digits
+    assert app >= 9 and app >= segmentation + 5, (app, segmentation)

@@ -182,7 +182,7 @@ class StringConfig:
     """How the string reader is trained (`python -m training.strings`)."""
 
     # --- data: synthetic numbers from the train splits (training/strings/compose.py) ---
-    strings: int = _opt(36000, "Synthetic numbers (1-8 digits) generated to train on.")
+    strings: int = _opt(50000, "Synthetic numbers (1-8 digits) generated to train on.")
     val_strings: int = _opt(
         2000, "Synthetic numbers made of the validation writers' digits, to choose the checkpoint on."
     )
@@ -204,7 +204,7 @@ class StringConfig:
     )
     dropout: float = _opt(0.2, "Dropout on the columns before the context layer.")
     # --- optimisation ---
-    epochs: int = _opt(6, "Passes over the generated numbers.")
+    epochs: int = _opt(7, "Passes over the generated numbers.")
     batch_size: int = _opt(64, "Rows per gradient step (rows of similar width are batched together).")
     learning_rate: float = _opt(2e-3, "Peak learning rate (AdamW, warm-up then cosine decay).")
     weight_decay: float = _opt(1e-4, "Decoupled weight decay of AdamW.")

@@ -7,6 +7,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from digit_app.pages.common import feedback_form, guarded, model_image, predictor_or_stop, probabilities_chart
 from digit_app.recognize import recognize
+from digit_app.string_reader import WHOLE
 from digit_app.strokes import read_canvas
 
 CANVAS_PX = 280
@@ -61,7 +62,7 @@ def view() -> None:
         unsure = " — unsure, shown as ?" if "?" in result.digits else ""
         st.caption(
             f"confidence {result.confidence:.1%}{unsure} · read from {strokes} {plural}"
-            f" · model version {predictor.version}"
+            f" · model version {predictor.version}{WHOLE if result.reader == 'string' else ''}"
         )
         for i, digit in enumerate(result.detail):
             cols = st.columns([1, 3])

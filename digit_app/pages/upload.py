@@ -18,6 +18,7 @@ from digit_app.pages.common import (
     result_table,
 )
 from digit_app.recognize import recognize
+from digit_app.string_reader import WHOLE
 
 
 def boxed(gray: np.ndarray, result: object) -> np.ndarray:
@@ -95,6 +96,8 @@ def view() -> None:
                 st.warning(f"{up.name}: {result.message or 'no digit found'}")
                 continue
             st.metric("Prediction", result.digits)
+            if result.reader == "string":
+                st.caption(WHOLE.lstrip(" ·"))
             st.dataframe(result_table(result), hide_index=True)
             for i, d in enumerate(result.detail):
                 with st.expander(f"digit {i + 1}: {d.shown} ({d.confidence:.1%})"):

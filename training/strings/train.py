@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from digit_app.ctc import best_path
+from digit_app.ctc import best_path, edit_distance
 from digit_app.string_input import HEIGHT
 from training.config import StringConfig
 from training.strings.dataset import Rows, batches, generate, pad_rows
@@ -37,16 +37,6 @@ SIGNATURE = {
         " frame's top class, repeats merged, blanks dropped; digit_app/ctc.py)"
     },
 }
-
-
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def read_rows(model: Any, data: Rows, batch_size: int = 128) -> list[str]:
