@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,14 @@ def app_image(podman):  # noqa: ANN001, ANN201
     for base in dockerfile_bases():
         stand_in(podman, base)
     return build_app_image(podman)
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """AppTest runs a page as `__main__` and leaves it there. A process started later with
+    multiprocessing's spawn would re-run that page in the child (spawn imports the parent's
+    `__main__`), and fail; each test gets back the `__main__` it started with."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None and sys.modules.get("__main__") is not main:
+        sys.modules["__main__"] = main
