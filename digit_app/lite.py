@@ -117,17 +117,21 @@ class LiteRows:
 
 
 def checked_twin(
-    twin_dir: Path, saved_model: Callable[[np.ndarray], np.ndarray], probe: np.ndarray
-) -> Lite | None:
+    twin_dir: Path,
+    saved_model: Callable[[np.ndarray], np.ndarray],
+    probe: np.ndarray,
+    runner: type[Lite] | type[LiteRows] = Lite,
+) -> Lite | LiteRows | None:
     """The float twin in `twin_dir` when there is one and it answers as `saved_model` (the
     SavedModel's signature, wrapped) does on `probe`, both ways it reads a batch (a twin left
-    from another model is refused, with a warning); else None, and the SavedModel answers."""
+    from another model is refused, with a warning); else None, and the SavedModel answers.
+    `runner`: `LiteRows` for the string reader's rows of any width."""
     path = twin_dir / TFLITE_FLOAT
     if not path.is_file():
         return None
     try:
-        lite = Lite(path.read_bytes())
-        if lite.shape != probe.shape[1:]:
+        lite = runner(path.read_bytes())
+        if isinstance(lite, Lite) and lite.shape != probe.shape[1:]:
             raise ValueError(f"it reads inputs of shape {lite.shape}, the SavedModel {probe.shape[1:]}")
         want = saved_model(probe)
         for got in (lite(probe[:2]), lite(probe)):

@@ -38,7 +38,7 @@ def result_record(file: str, result: Any) -> dict[str, Any]:
         ],
         "error": None,
         "message": result.message,
-        "reader": getattr(result, "reader", "segmentation"),
+        "reader": result.reader,
     }
 
 

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from digit_app.ctc import BLANK, Decoded, best_path, string_log_probability
-from digit_app.lite import LiteRows
-from digit_app.model_store import TFLITE_FLOAT, latest_version, read_card, tflite_dir, version_dir
+from digit_app.lite import LiteRows, checked_twin
+from digit_app.model_store import latest_version, read_card, tflite_dir, version_dir
 from digit_app.result import DigitResult, Result
 from digit_app.string_input import HEIGHT, StringInput, batch_rows, digit_boxes, digit_image, prepare
 
@@ -32,7 +32,6 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "frame_probabilities"
 # How the pages say that the string reader's answer was shown (`Result.reader == "string"`).
 WHOLE = " · read as a whole row by the string reader"
-_LITE_TOLERANCE = 1e-4  # the twin must give the SavedModel's frame probabilities to within this
 
 
 @dataclass
@@ -84,7 +83,10 @@ class StringReader:
             unsure_threshold,
         )
         if lite:
-            reader._lite = reader._checked_twin(tflite_dir(Path(model_dir), version) / TFLITE_FLOAT)
+            probe = batch_rows([probe_row()])
+            reader._lite = checked_twin(
+                tflite_dir(Path(model_dir), version), reader._saved_model, probe, LiteRows
+            )
         reader.frame_probabilities([probe_row()])  # warm-up
         return reader
 
@@ -92,20 +94,6 @@ class StringReader:
         import tensorflow as tf
 
         return self._fn(**{INPUT_NAME: tf.constant(batch)})[OUTPUT_NAME].numpy()
-
-    def _checked_twin(self, path: Path) -> LiteRows | None:
-        if not path.is_file():
-            return None
-        try:
-            lite = LiteRows(path.read_bytes())
-            probe = batch_rows([probe_row()])
-            diff = float(np.abs(lite(probe) - self._saved_model(probe)).max())
-            if diff > _LITE_TOLERANCE:
-                raise ValueError(f"its answers differ from the SavedModel's by {diff:.2g}")
-        except Exception as exc:  # noqa: BLE001 - the SavedModel always works
-            print(f"warning: TensorFlow Lite twin {path} not used: {exc}", flush=True)
-            return None
-        return lite
 
     def frame_probabilities(self, rows: list[np.ndarray]) -> list[np.ndarray]:
         """(HEIGHT, W_i) rows -> (W_i / 4, 11) frame probabilities each."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.strings import _mark, make_string, score_strings
+from benchmarks.mnist_strings import _mark, make_string
+from benchmarks.strings import score_strings
 
 
 def _digits(n: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +84,7 @@ def test_training_report_names_the_flags_a_version_was_trained_with():
 
 def test_strings_use_the_split_the_model_held_out(mnist_dir, monkeypatch):
     # A version trained with another seed learned from most of the default split's images.
-    from benchmarks.strings import validation_digits
+    from benchmarks.mnist_strings import validation_digits
 
     monkeypatch.setenv("MNIST_DIR", str(mnist_dir))
     seed42, _ = validation_digits({"config": {"seed": 42, "val_fraction": 0.1}})
