@@ -31,7 +31,7 @@ from digit_app.string_input import HEIGHT, StringInput, batch_rows, digit_boxes,
 INPUT_NAME = "image"
 OUTPUT_NAME = "frame_probabilities"
 # How the pages say that the string reader's answer was shown (`Result.reader == "string"`).
-WHOLE = " · read as a whole row by the string reader"
+WHOLE = "read as a whole row by the string reader"
 
 
 @dataclass

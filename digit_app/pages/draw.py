@@ -62,7 +62,7 @@ def view() -> None:
         unsure = " — unsure, shown as ?" if "?" in result.digits else ""
         st.caption(
             f"confidence {result.confidence:.1%}{unsure} · read from {strokes} {plural}"
-            f" · model version {predictor.version}{WHOLE if result.reader == 'string' else ''}"
+            f" · model version {predictor.version}{' · ' + WHOLE if result.reader == 'string' else ''}"
         )
         for i, digit in enumerate(result.detail):
             cols = st.columns([1, 3])

@@ -97,7 +97,7 @@ def view() -> None:
                 continue
             st.metric("Prediction", result.digits)
             if result.reader == "string":
-                st.caption(WHOLE.lstrip(" ·"))
+                st.caption(WHOLE)
             st.dataframe(result_table(result), hide_index=True)
             for i, d in enumerate(result.detail):
                 with st.expander(f"digit {i + 1}: {d.shown} ({d.confidence:.1%})"):
