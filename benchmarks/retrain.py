@@ -106,6 +106,9 @@ def _run(work: Path, items: list, relabel: bool | list[bool], overrides: str = "
         served / str(max(int(p.name) for p in served.iterdir() if p.name.isdigit())),
         store / "mnist_cnn" / "1",
     )
+    for other in served.parent.iterdir():  # the store's other models (the string reader checks labels)
+        if other.is_dir() and not other.name.startswith(served.name):
+            (store / other.name).symlink_to(other.resolve(), target_is_directory=True)
     db_url = f"sqlite:///{work / 'feedback.sqlite3'}"
     _store(db_url, items, relabel)
     env = {

@@ -3,9 +3,9 @@
     python -m benchmarks.suspects [--no-write]
 
 The served version scores each stored label as a retraining does (`training.gate.score_labels`:
-the model's reading and the labels of the nearest digits of the replay pool, MNIST and real
-train-split handwriting, in the model's features), with the default retraining config's
-threshold. No model is trained or published.
+the model's reading, the labels of the nearest digits of the replay pool, MNIST and real
+train-split handwriting, in the model's features, and the string reader's probability of the
+label), with the default retraining config's threshold. No model is trained or published.
 
   honest     every digit by a dev writer (the sets of `benchmarks.retrain`) that the served model
              reads wrong through the app's own path, with its true label
@@ -21,6 +21,7 @@ threshold is chosen there, never on these dev figures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 
@@ -50,13 +51,14 @@ def _pool(cfg: RetrainConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _flagged(cfg: RetrainConfig, model: object, pool: tuple, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    from training.gate import score_labels
+    from training.gate import score_labels, second_opinion
     from training.replay import teacher_view
 
     if not len(x):
         return np.zeros(0)
     bank = (teacher_view(model, pool[0]).unit, pool[1])
-    return np.array([s.score for s in score_labels(cfg, teacher_view(model, x), labels, bank)])
+    second = second_opinion(cfg, x, labels)
+    return np.array([s.score for s in score_labels(cfg, teacher_view(model, x), labels, bank, second)])
 
 
 def dev_cases() -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
@@ -128,18 +130,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-write", action="store_true", help="Print the figures, leave BENCHMARKS.md alone."
     )
+    parser.add_argument(
+        "--without-string-reader",
+        action="store_true",
+        help="Score with the served model and its neighbours only (`suspect_string_reader` off).",
+    )
     args = parser.parse_args(argv)
 
     cfg = RetrainConfig.from_dict(retrain_config_dict())
+    if args.without_string_reader:
+        cfg = dataclasses.replace(cfg, suspect_string_reader=False)
     model, version = _served_keras()
     pool = _pool(cfg)
     cases = validation_cases(model, version) if args.tune else dev_cases()
     scores = {name: _flagged(cfg, model, pool, x, y) for name, (x, y, _) in cases.items()}
     if args.tune:
         print(f"{'threshold':>9} {'poisoned flagged':>17} {'honest flagged':>15}")
-        for t in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995):
+        for t in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995):
             print(
-                f"{t:>9.2f} {np.mean(scores['poisoned'] >= t):>17.1%} {np.mean(scores['honest'] >= t):>15.1%}"
+                f"{t:>9g} {np.mean(scores['poisoned'] >= t):>17.1%} {np.mean(scores['honest'] >= t):>15.1%}"
             )
         print(f"(honest {len(scores['honest'])}, poisoned {len(scores['poisoned'])})")
         return 0

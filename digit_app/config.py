@@ -217,9 +217,14 @@ class RetrainConfig:
         " accepted them; rejected ones are never learned from either way.",
     )
     suspect_threshold: float = option(
-        0.97,
+        0.95,
         "Suspicion score (0..1) from which a correction is held out: the lowest that flags at most 10%"
         " of honest corrections on version 7's validation writers (`benchmarks.suspects --tune`).",
+    )
+    suspect_string_reader: bool = option(
+        True,
+        "Ask the store's string reader about each stored label too (a network trained on other data,"
+        " so its mistakes differ from the served model's); without one, the model and neighbours decide.",
     )
     max_suspect_share: float = option(
         0.5,

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from digit_app import model_store
+from digit_app.config import RetrainConfig
 from digit_app.feedback import FeedbackRow, FeedbackStore, Filters
 from digit_app.suspicion import is_suspect
 
@@ -180,12 +181,13 @@ def corrections_overview(
     page: int = 0,
     per_page: int = 24,
     corrections_only: bool = True,
-    threshold: float = 0.97,
+    threshold: float | None = None,
     label: int | None = None,
     sources: list[str] | None = None,
 ) -> CorrectionsOverview:
     """Counts and one page of stored feedback with thumbnails, in review order (`review_order`),
-    filtered by the true digit and the source."""
+    filtered by the true digit and the source; `threshold` defaults to the retraining's."""
+    threshold = RetrainConfig().suspect_threshold if threshold is None else threshold
     since = served_since(model_dir)
     listing = review_order(
         store.rows(Filters(corrections_only=corrections_only, label=label, sources=sources)), threshold

@@ -26,12 +26,22 @@ from digit_app.ctc import BLANK, Decoded, best_path, string_log_probability
 from digit_app.lite import LiteRows, checked_twin
 from digit_app.model_store import latest_version, read_card, tflite_dir, version_dir
 from digit_app.result import DigitResult, Result
-from digit_app.string_input import HEIGHT, StringInput, batch_rows, digit_boxes, digit_image, prepare
+from digit_app.string_input import (
+    HEIGHT,
+    StringInput,
+    batch_rows,
+    digit_boxes,
+    digit_image,
+    prepare,
+    prepare_ink,
+)
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "frame_probabilities"
 # How the pages say that the string reader's answer was shown (`Result.reader == "string"`).
 WHOLE = "read as a whole row by the string reader"
+# In a stored 28x28 digit, pixels brighter than this (of 255) are ink: their box is what it reads.
+_INK_LEVEL = 40
 
 
 @dataclass
@@ -102,6 +112,25 @@ class StringReader:
         batch = batch_rows(rows)
         probs = self._lite(batch) if self._lite is not None else self._saved_model(batch)
         return [p[: r.shape[1] // 4] for p, r in zip(probs, rows)]
+
+    def label_probabilities(self, images28: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """P(label as a one-digit string | image) for stored 28x28 digits (white on black, 0..1).
+
+        Why: a second opinion that is not the digit model's, for checking stored labels
+        (`digit_app.suspicion`); this network learned from other data, so its mistakes differ.
+        """
+        out = np.zeros(len(images28), np.float64)
+        for start in range(0, len(images28), 256):
+            rows, at = [], []
+            for i, img in enumerate(images28[start : start + 256], start):
+                ink = (np.clip(img, 0.0, 1.0) * 255).astype(np.uint8)
+                row = prepare_ink(ink, ink > _INK_LEVEL)
+                if row is not None:
+                    rows.append(row.row)
+                    at.append(i)
+            for i, frames in zip(at, self.frame_probabilities(rows)):
+                out[i] = np.exp(string_log_probability(frames, str(int(labels[i]))))
+        return out
 
     def read(self, gray: np.ndarray) -> StringReading:
         """Read a picture of a number (grayscale, either polarity)."""

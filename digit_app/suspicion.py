@@ -9,9 +9,11 @@ Why: the promotion gate judges a candidate as a whole, so a few careless or host
 among honest ones stopped the app from learning anything. In the spirit of confident learning
 (Northcutt et al., 2021), a label is suspect when two independent views disagree with it: the
 model reads something else, *and* the digits nearest it among real handwriting the model
-learned from carry that other label too. An honest hard case or a writing convention the
-model has not learned is misread by the model, but its neighbours are mixed, so it is kept.
-The score is (1 - p_model(label)) * (1 - share of neighbours with the label); with the model
+learned from carry that other label too, *and* (when the store has one) the string reader, a
+network that learned from other data, finds the label unlikely as well. An honest hard case or
+a writing convention the model has not learned is misread by the model, but its neighbours are
+mixed or the other network reads it, so it is kept. The score is (1 - p_model(label)) *
+(1 - share of neighbours with the label) * (1 - p_string(label)); with the model
 alone (when a correction is saved, before a retraining has the neighbours) it is 1 - p(label),
 marked unchecked, and holds nothing out.
 """
@@ -53,11 +55,21 @@ def _neighbours(near: np.ndarray, label: int) -> str:
     return f"{same} of its {k} nearest training digits are {label}s"
 
 
+def _second(p: float, label: int) -> str:
+    return (
+        f"the string reader gives {label} {p:.0%}" if p >= 0.005 else f"the string reader rules out {label}"
+    )
+
+
 def score(
-    probabilities: np.ndarray, labels: Sequence[int], neighbour_labels: np.ndarray | None = None
+    probabilities: np.ndarray,
+    labels: Sequence[int],
+    neighbour_labels: np.ndarray | None = None,
+    second: np.ndarray | None = None,
 ) -> list[Suspicion]:
     """One Suspicion per sample; `neighbour_labels` (N, k) are the labels of each sample's k
-    nearest training digits in the model's features, or None for the model alone."""
+    nearest training digits in the model's features, or None for the model alone; `second`
+    (N,) is each label's probability under a second model (the string reader), if there is one."""
     probs = np.asarray(probabilities, np.float64).reshape(-1, 10)
     out = []
     for i, label in enumerate(int(v) for v in labels):
@@ -74,11 +86,13 @@ def score(
             continue
         near = np.asarray(neighbour_labels[i], np.int64)
         apart = 1.0 - float((near == label).mean()) if len(near) else 1.0
-        out.append(
-            Suspicion(
-                round(against * apart, 4), f"{_reading(p, label)}, and {_neighbours(near, label)}", True
+        reason = f"{_reading(p, label)}, and {_neighbours(near, label)}"
+        if second is not None:
+            apart *= 1.0 - float(second[i])
+            reason = (
+                f"{_reading(p, label)}, {_neighbours(near, label)}, and {_second(float(second[i]), label)}"
             )
-        )
+        out.append(Suspicion(round(against * apart, 4), reason, True))
     return out
 
 

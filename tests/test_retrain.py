@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from digit_app import db, model_store
-from digit_app.config import PROJECT_ROOT, RetrainConfig, retrain_config_dict
+from digit_app.config import PROJECT_ROOT, STRING_MODEL, RetrainConfig, retrain_config_dict
 from digit_app.feedback import FeedbackStore, Sample
 from digit_app.jobs import FINISHED, Job, JobStore, _process_alive
 from tests.store_support import SERVED_VERSION
@@ -459,6 +459,8 @@ def test_cancel_during_training_publishes_nothing(served: Path, mnist, launched:
 )
 def test_retrain_cli_end_to_end(served: Path, mnist, tmp_path: Path, gate_flags: list[str]) -> None:
     ids = _add_feedback(mnist)
+    for name in (STRING_MODEL, STRING_MODEL + "-tflite"):  # the string reader checks labels too
+        (served.parent / name).symlink_to(PROJECT_ROOT / "model_store" / name, target_is_directory=True)
     command = [sys.executable, "-m", "training.retrain", "--out", str(served)]
     command += ["--replay", "1000", "--epochs", "1", "--test-limit", "2000", *gate_flags]
     proc = subprocess.run(
@@ -479,6 +481,7 @@ def test_retrain_cli_end_to_end(served: Path, mnist, tmp_path: Path, gate_flags:
     assert labels["stored"] == len(ids) and labels["used"] + labels["held_out_suspect"] == len(ids)
     assert report["feedback"]["n"] == labels["used"] == report["corrections"]["n"]
     assert report["mnist_test"]["n"] == 2000
+    assert all("the string reader" in row.suspicion_reason for row in FeedbackStore().rows())
     assert job.result["base_version"] == 1
     assert not [n for n in _names(served) if n.startswith(".")]  # no staging leftovers
 

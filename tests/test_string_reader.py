@@ -212,3 +212,18 @@ def test_the_draw_page_reads_joined_cursive_numbers():
             app += recognize(gray, served, single=False, strokes=strokes).digits == digits
             segmentation += recognize(gray, alone, single=False, strokes=strokes).digits == digits
     assert app >= 9 and app >= segmentation + 5, (app, segmentation)
+
+
+def test_a_second_opinion_on_stored_digits(reader, mnist_dir: Path):
+    """Stored 28x28 digits (MNIST test, which no model learned from): the string reader gives
+    their true labels a high probability and other labels almost none, which is what lets it
+    tell an honest correction from a wrong one (`digit_app.suspicion`)."""
+    from training.data import load_mnist
+
+    mnist = load_mnist(mnist_dir, progress=False)
+    x, y = mnist.x_test[:200].astype(np.float32) / 255.0, mnist.y_test[:200].astype(np.int64)
+    right = reader.label_probabilities(x, y)
+    wrong = reader.label_probabilities(x, (y + 3) % 10)
+    assert right.shape == (200,) and np.median(right) > 0.9 and (right > 0.5).mean() > 0.95
+    assert np.median(wrong) < 0.01 and (wrong < 0.5).mean() > 0.98
+    assert reader.label_probabilities(np.zeros((2, 28, 28), np.float32), np.array([1, 7])).tolist() == [0, 0]

@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from digit_app import db, insights
-from digit_app.config import PROJECT_ROOT
+from digit_app.config import PROJECT_ROOT, RetrainConfig
 from digit_app.feedback import FeedbackError, FeedbackStore, Sample
 from digit_app.suspicion import ACCEPTED, REJECTED, Suspicion, is_suspect, nearest_labels, score, usable
 from tests.test_pages_feedback import env  # noqa: F401 - fixture
 
-THRESHOLD = 0.97
+THRESHOLD = RetrainConfig().suspect_threshold
 
 
 def _probs(reads: int, sure: float, label: int | None = None, p_label: float = 0.0) -> np.ndarray:
@@ -48,6 +48,19 @@ def test_a_convention_the_model_has_not_learned_is_not_suspect() -> None:
     """A crossed 7 the model reads as 1 at 95%; real writers' crossed 7s are among its neighbours."""
     [s] = score(_probs(1, 0.95, 7, 0.04)[None], [7], np.array([[1, 1, 7, 1, 7, 1, 7, 1]]))
     assert s.score < THRESHOLD
+
+
+def test_a_second_model_that_reads_the_label_clears_a_confident_misread() -> None:
+    """A 9 with an open loop read as 4 at 99%, its neighbours all 4s: the model and its own
+    features agree, so only a second network (the string reader) can speak for the label."""
+    p, near = _probs(4, 0.99, 9, 0.001)[None], np.full((1, 8), 4)
+    [cleared] = score(p, [9], near, np.array([0.6]))
+    assert cleared.score < THRESHOLD
+    assert cleared.reason.endswith(
+        "its 8 nearest training digits are all 4s, and the string reader gives 9 60%"
+    )
+    [ruled_out] = score(p, [9], near, np.array([0.0001]))
+    assert ruled_out.score >= THRESHOLD and ruled_out.reason.endswith("the string reader rules out 9")
 
 
 def test_the_model_alone_gives_an_unchecked_score_that_holds_nothing_out() -> None:

@@ -115,14 +115,24 @@ def test_second_run_becomes_next_version(trained_store: Path, mnist_dir: Path) -
     assert Predictor.load(trained_store).version == 2
 
 
-def test_cli_help_lists_every_config_field() -> None:
+@pytest.mark.parametrize("module", ["training.train", "training.retrain", "training.strings"])
+def test_cli_help_lists_every_config_field(module: str) -> None:
+    """Every trainer's --help prints (help texts may hold a "%") and names each config field."""
     import dataclasses
 
+    from digit_app.config import RetrainConfig
+    from training.config import StringConfig
+
+    config = {
+        "training.train": TrainConfig,
+        "training.retrain": RetrainConfig,
+        "training.strings": StringConfig,
+    }
     out = subprocess.run(
-        [sys.executable, "-m", "training.train", "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True
+        [sys.executable, "-m", module, "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
-    for f in dataclasses.fields(TrainConfig):
+    for f in dataclasses.fields(config[module]):
         assert "--" + f.name.replace("_", "-") in out.stdout
 
 

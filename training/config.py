@@ -248,7 +248,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfi
         if kind is None:  # Optional[...]
             args = [a for a in getattr(hint, "__args__", ()) if a is not type(None)]
             kind = args[0] if args else str
-        help_text = f.metadata.get("help", "")  # the parser's formatter appends the default
+        # The parser formats help with %, and appends the default.
+        help_text = f.metadata.get("help", "").replace("%", "%%")
         if kind is bool:
             parser.add_argument(
                 flag, dest=f.name, nargs="?", const=True, default=f.default, type=_parse_bool, help=help_text

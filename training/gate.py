@@ -5,7 +5,8 @@ answers. Out: which stored rows to learn from (suspect labels held out, `check_l
 the gate's verdict with its reasons (`gate`).
 
 Why: one careless or hostile user must not stop the app from learning, nor teach it wrong.
-The labels are checked one by one before training (`digit_app.suspicion`); the candidate as a
+The labels are checked one by one before training (`digit_app.suspicion`: the served model,
+its nearest training digits and the string reader); the candidate as a
 whole is then held to MNIST, to every digit's recall and to the feedback it learned from.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from digit_app import suspicion
-from digit_app.config import RetrainConfig
+from digit_app.config import STRING_MODEL, RetrainConfig, get_settings
 from digit_app.feedback import FeedbackStore
 from training.head import View
 
@@ -74,13 +75,34 @@ def gate(
     }
 
 
+def second_opinion(cfg: RetrainConfig, images: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+    """Each stored label's probability under the store's newest string reader, or None when the
+    config does not ask for it or the store has none (then the model and neighbours decide)."""
+    from digit_app.model_store import list_versions
+    from digit_app.string_reader import StringReader
+
+    string_dir = cfg.resolved_out().parent / STRING_MODEL
+    if not cfg.suspect_string_reader or not len(labels) or not string_dir.is_dir():
+        return None
+    versions = list_versions(string_dir)
+    if not versions:
+        return None
+    reader = StringReader.load(string_dir, versions[-1], lite=get_settings().use_tflite)
+    return reader.label_probabilities(images, labels)
+
+
 def score_labels(
-    cfg: RetrainConfig, fb: View, labels: np.ndarray, bank: tuple[np.ndarray, np.ndarray]
+    cfg: RetrainConfig,
+    fb: View,
+    labels: np.ndarray,
+    bank: tuple[np.ndarray, np.ndarray],
+    second: np.ndarray | None = None,
 ) -> list[suspicion.Suspicion]:
-    """Each label scored against the model's view of its image (`training.head.View`) and the
-    labels of its nearest digits in `bank` (unit features and labels of the replay pool)."""
+    """Each label scored against the model's view of its image (`training.head.View`), the
+    labels of its nearest digits in `bank` (unit features and labels of the replay pool) and,
+    when given, the string reader's probability of it (`second_opinion`)."""
     near = suspicion.nearest_labels(fb.unit, bank[0], bank[1], cfg.suspect_neighbours)
-    return suspicion.score(fb.probs, labels, near)
+    return suspicion.score(fb.probs, labels, near, second)
 
 
 def check_labels(
@@ -89,12 +111,13 @@ def check_labels(
     version: int,
     feedback: tuple[View, np.ndarray, list[int], list[str | None]],
     bank: tuple[np.ndarray, np.ndarray],
+    second: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Score every stored label against the served model and its nearest training digits (the
     replay pool: MNIST and real train-split handwriting), store the scores, and say which rows
     to learn from (`digit_app.suspicion.usable`) with the counts for the report."""
     view, y_fb, ids, reviews = feedback
-    scored = score_labels(cfg, view, y_fb, bank)
+    scored = score_labels(cfg, view, y_fb, bank, second)
     store.set_suspicion(dict(zip(ids, scored)), version)
     use = suspicion.usable(scored, reviews, cfg.suspect_threshold, cfg.hold_out_suspects)
     suspect = np.array([s.score >= cfg.suspect_threshold for s in scored], dtype=bool)

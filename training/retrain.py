@@ -34,7 +34,7 @@ from digit_app.feedback import FeedbackStore  # noqa: E402
 from digit_app.jobs import JobBusyError, JobStore  # noqa: E402
 from training.config import add_config_arguments  # noqa: E402
 from training.data import DataError, load_mnist  # noqa: E402
-from training.gate import check_labels, gate, score_labels  # noqa: E402
+from training.gate import check_labels, gate, score_labels, second_opinion  # noqa: E402
 from training.head import Head  # noqa: E402
 from training.replay import replay_pool, training_mix  # noqa: E402
 
@@ -198,8 +198,9 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
     f_te, f_pool, f_fb = head.features(x_te), head.features(x_pool), head.features(x_fb)
     base_test, pool_view, fb_view = head.probs(f_te), head.view(f_pool), head.view(f_fb)
     reporter.update(force=True, phase="checking the stored labels")
+    second = second_opinion(cfg, x_fb, y_fb)  # the string reader's view; its version is unchanged
     use, label_counts = check_labels(
-        cfg, store, base_version, (fb_view, y_fb, fb_ids, reviews), (pool_view.unit, y_pool)
+        cfg, store, base_version, (fb_view, y_fb, fb_ids, reviews), (pool_view.unit, y_pool), second
     )
     if label_counts["held_out_suspect"] > cfg.max_suspect_share * label_counts["stored"]:
         raise RetrainError(
@@ -212,7 +213,7 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
             f"all {label_counts['stored']} stored samples are held out as suspect or rejected:"
             " review them on the Retrain page"
         )
-    stored = (f_fb, y_fb, fb_ids)  # every stored row, rescored by the new version once it is served
+    stored = (f_fb, y_fb, fb_ids, second)  # every stored row, rescored by the new version once it is served
     x_fb, y_fb, pred_fb, f_fb = x_fb[use], y_fb[use], pred_fb[use], f_fb[use]
     base_fb = fb_view.probs[use]
     corrected = (pred_fb >= 0) & (pred_fb != y_fb)
@@ -304,7 +305,9 @@ def retrain(cfg: RetrainConfig, reporter: Reporter, job_id: int | None = None) -
         )
         # The page's reasons speak for the model users now see (the trunk is unchanged, so the
         # features computed above still hold).
-        scored = score_labels(cfg, head.view(stored[0]), stored[1], (head.view(f_pool).unit, y_pool))
+        scored = score_labels(
+            cfg, head.view(stored[0]), stored[1], (head.view(f_pool).unit, y_pool), stored[3]
+        )
         store.set_suspicion(dict(zip(stored[2], scored)), result["version"])
     else:
         aside = settings.data_dir / "candidates" / f"job-{job_id or int(time.time())}"
