@@ -58,6 +58,52 @@ def best_path(probs: np.ndarray) -> list[Decoded]:
     return out
 
 
+def align(probs: np.ndarray, digits: str) -> list[Decoded]:
+    """The likeliest alignment of a given string to the frames (CTC's Viterbi path): each
+    digit with its frames and its probabilities there, as `best_path` gives them for its own
+    reading; [] when the frames cannot hold the string. Why: a string chosen over the best path
+    (by other views of the picture) still needs a box and probabilities per digit."""
+    p = np.asarray(probs, np.float64)
+    if not digits or not digits.isdigit():
+        return []
+    ext = [BLANK]
+    for ch in digits:
+        ext += [int(ch), BLANK]
+    s, frames = len(ext), len(p)
+    logp = np.log(np.maximum(p[:, ext], 1e-30))
+    skip = np.array([i >= 2 and ext[i] != BLANK and ext[i] != ext[i - 2] for i in range(s)])
+    score = np.full((frames, s), -np.inf)
+    back = np.zeros((frames, s), np.int64)
+    score[0, :2] = logp[0, :2]
+    for t in range(1, frames):
+        prev = score[t - 1]
+        options = np.stack(
+            [
+                prev,
+                np.concatenate([[-np.inf], prev[:-1]]),
+                np.where(skip, np.concatenate([[-np.inf, -np.inf], prev[:-2]]), -np.inf),
+            ]
+        )
+        move = options.argmax(axis=0)
+        score[t] = options[move, np.arange(s)] + logp[t]
+        back[t] = np.arange(s) - move
+    end = s - 1 if score[-1, s - 1] >= score[-1, s - 2] else s - 2
+    if not np.isfinite(score[-1, end]):
+        return []
+    states = [end]
+    for t in range(frames - 1, 0, -1):
+        states.append(int(back[t, states[-1]]))
+    states.reverse()
+    out = []
+    for k, ch in enumerate(digits):
+        seen = [t for t, state in enumerate(states) if state == 2 * k + 1]
+        c = int(ch)
+        peak = seen[int(np.argmax(p[seen, c]))]
+        row = p[peak, :BLANK]
+        out.append(Decoded(c, tuple(float(v) for v in row), float(row[c]), seen[0], seen[-1], peak))
+    return out
+
+
 def string_probability(probs: np.ndarray, digits: str) -> float:
     """P(digits | image) under the model: the sum over every alignment (CTC's forward pass).
 

@@ -40,7 +40,8 @@ DECISION_RULE = "joint"
 # drawings of the same writers, 2026-12-04, string model version 2: weight 0.25 / 0.5 / 1 / 2
 # read 80.7 / 80.8 / 78.5 / 71.7% of the numbers whole (segmentation alone 47.8%, the string
 # model alone 80.8%); single drawings: 100% (pendigits) and 98.3% (UNIPEN; segmentation alone
-# 98.1%) with the single-digit rule, 97.9% without it.
+# 98.1%) with the single-digit rule, 97.9% without it. Re-checked with the string reader's
+# slanted views (`string_input.views`): 82.2 / 81.7 / 79.5 / 71.8%.
 JOINT_WEIGHT = 0.25
 # How sure the string model must be of two or more digits for its answer to be shown without
 # segmentation (`is_sure`). On the same validation numbers, accepting it at P >= 0.7 / 0.8 /

@@ -16,13 +16,13 @@ SavedModel does on a probe row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from digit_app.ctc import BLANK, Decoded, best_path, string_log_probability
+from digit_app.ctc import BLANK, Decoded, align, best_path, string_log_probability, string_probability
 from digit_app.lite import LiteRows, checked_twin
 from digit_app.model_store import latest_version, read_card, tflite_dir, version_dir
 from digit_app.result import DigitResult, Result
@@ -34,12 +34,16 @@ from digit_app.string_input import (
     digit_image,
     prepare,
     prepare_ink,
+    views,
 )
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "frame_probabilities"
 # How the pages say that the string reader's answer was shown (`Result.reader == "string"`).
 WHOLE = "read as a whole row by the string reader"
+# The row's other views (`string_input.views`) are read only when the row's own best path has
+# a lower P than this: a sure reading rarely changes, and the views cost 2-3 times the row.
+SURE_ALONE = 0.9
 # In a stored 28x28 digit, pixels brighter than this (of 255) are ink: their box is what it reads.
 _INK_LEVEL = 40
 
@@ -53,12 +57,14 @@ class StringReading:
     decoded: list[Decoded]
     log_probability: float  # log P(result's digits | picture) under the model (all alignments)
     row: StringInput | None = None
+    views: list[np.ndarray] = field(default_factory=list)  # frames of the row's other views
 
     def log_probability_of(self, digits: str) -> float:
-        """log P(digits | picture) for any candidate string; -inf without frames."""
+        """log P(digits | picture) for any candidate string, averaged over the row and its
+        other views (`string_input.views`); -inf without frames."""
         if self.frames is None:
             return 0.0 if not digits else float("-inf")
-        return string_log_probability(self.frames, digits)
+        return float(np.mean([string_log_probability(f, digits) for f in [self.frames, *self.views]]))
 
 
 class StringReader:
@@ -140,7 +146,11 @@ class StringReader:
         if row is None:
             return StringReading(Result("", 0.0, [], "No digit found."), None, [], 0.0, None)
         frames = self.frame_probabilities([row.row])[0]
-        decoded = best_path(frames)
+        other = []
+        if string_probability(frames, _digits(best_path(frames))) < SURE_ALONE:
+            other = self.frame_probabilities(views(row.row))
+        reading = StringReading(Result("", 0.0, []), frames, [], 0.0, row, other)
+        decoded = _choose(reading)
         detail = [
             DigitResult(
                 box,
@@ -153,14 +163,36 @@ class StringReader:
             for d, box in zip(decoded, digit_boxes(row, decoded))
         ]
         digits = "".join(x.shown for x in detail)
-        logp = string_log_probability(frames, "".join(str(d.label) for d in decoded))
+        logp = reading.log_probability_of(_digits(decoded))
         message = None
         if not detail:
             message = "No digit found."
         elif any(x.unsure for x in detail):
             message = "The model is unsure about the digits shown as ?; try writing them more clearly."
         result = Result(digits, float(np.exp(logp)) if detail else 0.0, detail, message, "string")
-        return StringReading(result, frames, decoded, logp, row)
+        return StringReading(result, frames, decoded, logp, row, other)
+
+
+def _digits(decoded: list[Decoded]) -> str:
+    return "".join(str(d.label) for d in decoded)
+
+
+def _choose(reading: StringReading) -> list[Decoded]:
+    """The reading of the row that is likeliest over all its views: each view's best path is a
+    candidate (the row's own wins ties). A candidate from another view keeps that view's
+    probabilities per digit, placed on the row's frames by alignment (for the boxes)."""
+    paths = [best_path(f) for f in [reading.frames, *reading.views]]
+    own = _digits(paths[0])
+    chosen = max({_digits(p) for p in paths}, key=lambda c: (reading.log_probability_of(c), c == own))
+    if chosen == own:
+        return paths[0]
+    placed = align(reading.frames, chosen)
+    seen = next(p for p in paths if _digits(p) == chosen)
+    if len(placed) != len(seen):
+        return paths[0]
+    return [
+        replace(at, probabilities=d.probabilities, confidence=d.confidence) for at, d in zip(placed, seen)
+    ]
 
 
 def probe_row() -> np.ndarray:

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from digit_app.ctc import BLANK, best_path, string_log_probability
+from digit_app.ctc import BLANK, align, best_path, string_log_probability
 from digit_app.decide import RULES, decide, digit_log_probability
 from digit_app.recognize import DigitResult, Result
 from digit_app.string_reader import StringReading
@@ -73,6 +73,20 @@ def test_the_string_model_decodes_and_scores_its_frames():
     )
     assert total <= 1.0 + 1e-9
     assert string_log_probability(frames, "1005") >= np.log(frames.max(axis=1)).sum()
+
+
+def test_aligning_a_string_places_each_digit_on_its_frames():
+    """A string chosen over the best path (by the other views) gets frames per digit."""
+    frames = _frames("1005")  # blank 1 blank 0 blank 0 blank 5 blank
+    own = align(frames, "1005")
+    assert [(d.label, d.first, d.last) for d in own] == [
+        (d.label, d.first, d.last) for d in best_path(frames)
+    ]
+    other = align(frames, "1006")  # the last digit forced to 6: still placed on frame 7
+    assert [d.label for d in other] == [1, 0, 0, 6] and other[-1].peak == 7
+    assert other[-1].confidence == pytest.approx(frames[7, 6])
+    assert align(frames, "1234567890") == [] and align(frames, "111111") == []  # more than 9 frames hold
+    assert align(frames, "") == [] and align(frames, "1-5") == []
 
 
 @pytest.mark.parametrize("rule", RULES)

@@ -11,7 +11,7 @@ import pytest
 
 from digit_app.config import PROJECT_ROOT, STRING_MODEL
 from digit_app.model_store import latest_version, read_card, version_dir
-from digit_app.string_input import HEIGHT, STRIDE, digit_boxes, prepare
+from digit_app.string_input import HEIGHT, STRIDE, VIEWS, digit_boxes, prepare, views
 from digit_app.string_reader import INPUT_NAME, OUTPUT_NAME, StringReader, probe_row
 from digit_app.strokes import render_strokes
 
@@ -227,3 +227,27 @@ def test_a_second_opinion_on_stored_digits(reader, mnist_dir: Path):
     assert right.shape == (200,) and np.median(right) > 0.9 and (right > 0.5).mean() > 0.95
     assert np.median(wrong) < 0.01 and (wrong < 0.5).mean() > 0.98
     assert reader.label_probabilities(np.zeros((2, 28, 28), np.float32), np.array([1, 7])).tolist() == [0, 0]
+
+
+def test_other_views_keep_the_ink_in_the_field():
+    """The narrower, wider and slanted views the reader also reads: model rows (HEIGHT rows,
+    a multiple of STRIDE wide, blank margins), holding about as much ink as the row scaled."""
+    row = prepare(_number("4096")).row
+    for (scale, _shear), view in zip(VIEWS, views(row)):
+        assert view.shape[0] == HEIGHT and view.shape[1] % STRIDE == 0 and view.dtype == np.float32
+        assert not view[:, :2].any() and not view[:, -2:].any()
+        assert view.sum() == pytest.approx(row.sum() * scale, rel=0.15)
+
+
+def test_a_string_likelier_under_every_view_wins(reader, monkeypatch):
+    """The reading is the candidate with the best log P averaged over the row and its views;
+    the views are read only when the row's own reading is not sure."""
+    from digit_app import string_reader
+
+    assert reader.read(_number("1234567")).views == []  # sure from the row alone
+    monkeypatch.setattr(string_reader, "SURE_ALONE", 1.01)
+    reading = reader.read(_number("1234567"))
+    assert len(reading.views) == len(VIEWS)
+    best = reading.log_probability_of(reading.result.digits)
+    assert reading.log_probability == pytest.approx(best)
+    assert best >= reading.log_probability_of("1234557") and best >= reading.log_probability_of("123456")
