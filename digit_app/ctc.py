@@ -63,40 +63,28 @@ def align(probs: np.ndarray, digits: str) -> list[Decoded]:
     digit with its frames and its probabilities there, as `best_path` gives them for its own
     reading; [] when the frames cannot hold the string. Why: a string chosen over the best path
     (by other views of the picture) still needs a box and probabilities per digit."""
+    lattice = _lattice(probs, digits) if digits else None
+    if lattice is None or not len(lattice[0]):
+        return []
+    logp, skip = lattice
     p = np.asarray(probs, np.float64)
-    if not digits or not digits.isdigit():
-        return []
-    ext = [BLANK]
-    for ch in digits:
-        ext += [int(ch), BLANK]
-    s, frames = len(ext), len(p)
-    logp = np.log(np.maximum(p[:, ext], 1e-30))
-    skip = np.array([i >= 2 and ext[i] != BLANK and ext[i] != ext[i - 2] for i in range(s)])
-    score = np.full((frames, s), -np.inf)
-    back = np.zeros((frames, s), np.int64)
-    score[0, :2] = logp[0, :2]
-    for t in range(1, frames):
-        prev = score[t - 1]
-        options = np.stack(
-            [
-                prev,
-                np.concatenate([[-np.inf], prev[:-1]]),
-                np.where(skip, np.concatenate([[-np.inf, -np.inf], prev[:-2]]), -np.inf),
-            ]
-        )
+    states = np.arange(len(skip))
+    score, back = logp[0].copy(), np.zeros(logp.shape, np.int64)
+    score[2:] = -np.inf
+    for t in range(1, len(logp)):
+        options = _shifted(score, skip)
         move = options.argmax(axis=0)
-        score[t] = options[move, np.arange(s)] + logp[t]
-        back[t] = np.arange(s) - move
-    end = s - 1 if score[-1, s - 1] >= score[-1, s - 2] else s - 2
-    if not np.isfinite(score[-1, end]):
+        score, back[t] = options[move, states] + logp[t], states - move
+    end = len(skip) - 1 if score[-1] >= score[-2] else len(skip) - 2
+    if not np.isfinite(score[end]):
         return []
-    states = [end]
-    for t in range(frames - 1, 0, -1):
-        states.append(int(back[t, states[-1]]))
-    states.reverse()
+    path = [end]
+    for t in range(len(logp) - 1, 0, -1):
+        path.append(int(back[t, path[-1]]))
+    path.reverse()
     out = []
     for k, ch in enumerate(digits):
-        seen = [t for t, state in enumerate(states) if state == 2 * k + 1]
+        seen = [t for t, state in enumerate(path) if state == 2 * k + 1]
         c = int(ch)
         peak = seen[int(np.argmax(p[seen, c]))]
         row = p[peak, :BLANK]
@@ -113,35 +101,39 @@ def string_probability(probs: np.ndarray, digits: str) -> float:
     return float(np.exp(string_log_probability(probs, digits)))
 
 
+def _lattice(probs: np.ndarray, digits: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """CTC's lattice for `digits`: (T, S) log-probabilities of the extended label (blank, d1,
+    blank, ..., dn, blank) at every frame, and where a step may skip the blank between two
+    different digits; None for a string that holds anything but digits 0-9."""
+    if not all(ch in "0123456789" for ch in digits):
+        return None
+    ext = [BLANK]
+    for ch in digits:
+        ext += [int(ch), BLANK]
+    logp = np.log(np.maximum(np.asarray(probs, np.float64)[:, ext], 1e-30))
+    skip = np.array([i >= 2 and ext[i] != BLANK and ext[i] != ext[i - 2] for i in range(len(ext))])
+    return logp, skip
+
+
+def _shifted(row: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    """(3, S): staying in a state, stepping from the one before, jumping over a blank."""
+    padded = np.concatenate([[-np.inf, -np.inf], row])
+    return np.stack([row, padded[1:-1], np.where(skip, padded[: len(row)], -np.inf)])
+
+
 def string_log_probability(probs: np.ndarray, digits: str) -> float:
     """log P(digits | image); -inf for a string the frames cannot hold (or a non-digit)."""
-    p = np.asarray(probs, np.float64)
-    if not all(ch in "0123456789" for ch in digits):
+    lattice = _lattice(probs, digits)
+    if lattice is None:
         return float("-inf")
-    labels = [int(ch) for ch in digits]
-    frames = len(p)
-    # The extended label: blank, d1, blank, d2, ..., dn, blank.
-    ext = [BLANK]
-    for d in labels:
-        ext += [d, BLANK]
-    s = len(ext)
-    if frames == 0:
-        return 0.0 if not labels else float("-inf")
-    logp = np.log(np.maximum(p[:, ext], 1e-30))  # (T, S)
-    # A skip from s-2 to s is allowed onto a digit that differs from the digit two before it.
-    skip = np.zeros(s, bool)
-    for i in range(2, s):
-        skip[i] = ext[i] != BLANK and ext[i] != ext[i - 2]
-    alpha = np.full(s, -np.inf)
-    alpha[0] = logp[0, 0]
-    if s > 1:
-        alpha[1] = logp[0, 1]
-    for t in range(1, frames):
-        stay = alpha
-        step = np.concatenate([[-np.inf], alpha[:-1]])
-        jump = np.where(skip, np.concatenate([[-np.inf, -np.inf], alpha[:-2]]), -np.inf)
-        alpha = np.logaddexp(np.logaddexp(stay, step), jump) + logp[t]
-    return float(np.logaddexp(alpha[-1], alpha[-2]) if s > 1 else alpha[-1])
+    logp, skip = lattice
+    if len(logp) == 0:
+        return 0.0 if not digits else float("-inf")
+    alpha = np.full(len(skip), -np.inf)
+    alpha[:2] = logp[0, :2]
+    for t in range(1, len(logp)):
+        alpha = np.logaddexp.reduce(_shifted(alpha, skip), axis=0) + logp[t]
+    return float(np.logaddexp(alpha[-1], alpha[-2]) if len(skip) > 1 else alpha[-1])
 
 
 def edit_distance(a: str, b: str) -> int:

@@ -42,7 +42,7 @@ OUTPUT_NAME = "frame_probabilities"
 # How the pages say that the string reader's answer was shown (`Result.reader == "string"`).
 WHOLE = "read as a whole row by the string reader"
 # The row's other views (`string_input.views`) are read only when the row's own best path has
-# a lower P than this: a sure reading rarely changes, and the views cost 2-3 times the row.
+# a lower P than this: a sure reading rarely changes, and the views cost about twice the row.
 SURE_ALONE = 0.9
 # In a stored 28x28 digit, pixels brighter than this (of 255) are ink: their box is what it reads.
 _INK_LEVEL = 40
@@ -146,11 +146,12 @@ class StringReader:
         if row is None:
             return StringReading(Result("", 0.0, [], "No digit found."), None, [], 0.0, None)
         frames = self.frame_probabilities([row.row])[0]
+        own = best_path(frames)
         other = []
-        if string_probability(frames, _digits(best_path(frames))) < SURE_ALONE:
+        if string_probability(frames, _digits(own)) < SURE_ALONE:
             other = self.frame_probabilities(views(row.row))
-        reading = StringReading(Result("", 0.0, []), frames, [], 0.0, row, other)
-        decoded = _choose(reading)
+        reading = StringReading(Result("", 0.0, []), frames, own, 0.0, row, other)
+        decoded = _choose(reading) if other else own
         detail = [
             DigitResult(
                 box,
@@ -179,9 +180,9 @@ def _digits(decoded: list[Decoded]) -> str:
 
 def _choose(reading: StringReading) -> list[Decoded]:
     """The reading of the row that is likeliest over all its views: each view's best path is a
-    candidate (the row's own wins ties). A candidate from another view keeps that view's
+    candidate (the row's own, `reading.decoded`, wins ties). A candidate from another view keeps that view's
     probabilities per digit, placed on the row's frames by alignment (for the boxes)."""
-    paths = [best_path(f) for f in [reading.frames, *reading.views]]
+    paths = [reading.decoded, *(best_path(f) for f in reading.views)]
     own = _digits(paths[0])
     chosen = max({_digits(p) for p in paths}, key=lambda c: (reading.log_probability_of(c), c == own))
     if chosen == own:

@@ -86,13 +86,13 @@ def score(
             continue
         near = np.asarray(neighbour_labels[i], np.int64)
         apart = 1.0 - float((near == label).mean()) if len(near) else 1.0
-        reason = f"{_reading(p, label)}, and {_neighbours(near, label)}"
+        views = [_reading(p, label), _neighbours(near, label)]
+        other = 1.0
         if second is not None:
-            apart *= 1.0 - float(second[i])
-            reason = (
-                f"{_reading(p, label)}, {_neighbours(near, label)}, and {_second(float(second[i]), label)}"
-            )
-        out.append(Suspicion(round(against * apart, 4), reason, True))
+            other = 1.0 - float(second[i])
+            views.append(_second(float(second[i]), label))
+        reason = ", ".join(views[:-1]) + ", and " + views[-1]
+        out.append(Suspicion(round(against * apart * other, 4), reason, True))
     return out
 
 

@@ -87,6 +87,8 @@ def test_aligning_a_string_places_each_digit_on_its_frames():
     assert other[-1].confidence == pytest.approx(frames[7, 6])
     assert align(frames, "1234567890") == [] and align(frames, "111111") == []  # more than 9 frames hold
     assert align(frames, "") == [] and align(frames, "1-5") == []
+    blank = np.log(frames[:, BLANK]).sum()  # no digit at all: every frame blank, one alignment
+    assert string_log_probability(frames, "") == pytest.approx(blank)
 
 
 @pytest.mark.parametrize("rule", RULES)

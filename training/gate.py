@@ -82,12 +82,9 @@ def second_opinion(cfg: RetrainConfig, images: np.ndarray, labels: np.ndarray) -
     from digit_app.string_reader import StringReader
 
     string_dir = cfg.resolved_out().parent / STRING_MODEL
-    if not cfg.suspect_string_reader or not len(labels) or not string_dir.is_dir():
+    if not cfg.suspect_string_reader or not len(labels) or not list_versions(string_dir):
         return None
-    versions = list_versions(string_dir)
-    if not versions:
-        return None
-    reader = StringReader.load(string_dir, versions[-1], lite=get_settings().use_tflite)
+    reader = StringReader.load(string_dir, lite=get_settings().use_tflite)  # its newest version
     return reader.label_probabilities(images, labels)
 
 
